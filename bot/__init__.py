@@ -1,0 +1,1 @@
+"""paperbot's adapters: the command grammar, the console, Slack, Discord, the scheduler, the CLI."""

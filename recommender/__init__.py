@@ -1,0 +1,8 @@
+"""paperbot's recommender: papers, vectors, people and their feedback. No chat library here."""
+
+from .paper import Paper, parse_arxiv_id
+from .service import IngestCounts, PaperNotFound, Recommender, Result
+from .store import StoreUnavailable
+
+__all__ = ["IngestCounts", "Paper", "PaperNotFound", "Recommender", "Result",
+           "StoreUnavailable", "parse_arxiv_id"]

@@ -1,0 +1,161 @@
+"""The `Paper` record and the rules that give every paper one canonical id.
+
+arXiv papers are keyed by their arXiv id without the version (v1 and v2 are one paper);
+papers from elsewhere get a stable id derived from their normalised title, so the same
+paper read twice from any file gets the same id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import re
+import unicodedata
+from typing import Any
+
+# New-style ids (0704.0001 .. 2401.01234) and old-style ids (hep-th/9901001, math.GT/0309136).
+_NEW_ID = r"\d{4}\.\d{4,5}"
+_OLD_ID = r"[a-z][a-z\-]+(?:\.[A-Za-z]{2})?/\d{7}"
+ARXIV_ID_RE = re.compile(rf"(?:arxiv:)?({_NEW_ID}|{_OLD_ID})(?:v\d+)?", re.IGNORECASE)
+_ARXIV_URL_RE = re.compile(
+    rf"arxiv\.org/(?:abs|pdf|html|format)/({_NEW_ID}|{_OLD_ID})(?:v\d+)?(?:\.pdf)?",
+    re.IGNORECASE,
+)
+
+
+def parse_arxiv_id(text: str) -> str | None:
+    """The versionless arXiv id in `text` (a bare id, `arXiv:` id, or abs/pdf/html URL), else None."""
+    text = (text or "").strip()
+    match = _ARXIV_URL_RE.search(text)
+    if match:
+        return _normalise_old_id(match.group(1))
+    match = ARXIV_ID_RE.fullmatch(text)
+    if match:
+        return _normalise_old_id(match.group(1))
+    return None
+
+
+def _normalise_old_id(arxiv_id: str) -> str:
+    # Old-style archive names are lower case; the subject class (".GT") keeps its case.
+    if "/" in arxiv_id:
+        archive, number = arxiv_id.split("/", 1)
+        head, dot, sub = archive.partition(".")
+        return f"{head.lower()}{dot}{sub.upper()}/{number}"
+    return arxiv_id
+
+
+def normalise_title(title: str) -> str:
+    """Lower case letters and digits only, so punctuation, case and accents don't split a paper."""
+    text = unicodedata.normalize("NFKD", title or "")
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def title_id(title: str) -> str:
+    """Stable id for a paper without an arXiv id: a short hash of its normalised title."""
+    digest = hashlib.sha1(normalise_title(title).encode()).hexdigest()[:16]
+    return f"t:{digest}"
+
+
+def clean_text(text: Any) -> str:
+    """Collapse whitespace runs (listings hard-wrap abstracts) and strip."""
+    return re.sub(r"\s+", " ", str(text or "")).strip()
+
+
+@dataclasses.dataclass
+class Paper:
+    """One paper, whatever source it came from. Plain data: safe to pass between layers."""
+
+    id: str
+    title: str
+    abstract: str = ""
+    authors: list[str] = dataclasses.field(default_factory=list)
+    url: str = ""
+    categories: list[str] = dataclasses.field(default_factory=list)
+    published: dt.date | None = None
+    source: str = ""
+    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """What the embedder reads: title and abstract."""
+        return f"{self.title}\n{self.abstract}".strip()
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of the embedded text: the embedding cache key together with the model."""
+        return hashlib.sha1(self.text.encode()).hexdigest()
+
+    @property
+    def arxiv_id(self) -> str | None:
+        return None if self.id.startswith("t:") else parse_arxiv_id(self.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["published"] = self.published.isoformat() if self.published else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "") -> Paper:
+        """Build a Paper from a loose dict (file rows, API objects, user input).
+
+        A given `id` is kept (an arXiv id loses its version); without one, an arXiv id is looked
+        for in `arxiv_id`/`url`/`abs`/`pdf`, and failing that the id comes from the title.
+        """
+        title = clean_text(data.get("title"))
+        if not title:
+            raise ValueError("a paper needs a title")
+        abstract = clean_text(data.get("abstract") or data.get("summary"))
+        paper_id = _pick_id(data, title)
+        authors = data.get("authors") or []
+        if isinstance(authors, str):
+            authors = [a.strip() for a in re.split(r",|;| and ", authors) if a.strip()]
+        authors = [clean_text(a.get("name") if isinstance(a, dict) else a) for a in authors]
+        categories = data.get("categories") or []
+        if isinstance(categories, str):
+            categories = categories.replace(",", " ").split()
+        url = clean_text(data.get("url") or data.get("abs"))
+        if not url and not paper_id.startswith("t:") and parse_arxiv_id(paper_id):
+            url = f"https://arxiv.org/abs/{paper_id}"
+        known = {"id", "title", "abstract", "summary", "authors", "url", "abs", "categories",
+                 "published", "date", "source", "extras", "arxiv_id"}
+        extras = dict(data.get("extras") or {})
+        extras.update({k: v for k, v in data.items() if k not in known and v is not None})
+        return cls(
+            id=paper_id,
+            title=title,
+            abstract=abstract,
+            authors=[a for a in authors if a],
+            url=url,
+            categories=[str(c) for c in categories],
+            published=parse_date(data.get("published") or data.get("date")),
+            source=str(data.get("source") or source),
+            extras=extras,
+        )
+
+
+def _pick_id(data: dict[str, Any], title: str) -> str:
+    given = clean_text(data.get("id"))
+    if given:
+        return parse_arxiv_id(given) or given
+    for key in ("arxiv_id", "url", "abs", "pdf"):
+        found = parse_arxiv_id(clean_text(data.get(key)))
+        if found:
+            return found
+    return title_id(title)
+
+
+def parse_date(value: Any) -> dt.date | None:
+    """A date from a date, datetime or ISO-ish string ('2025-03-18', '2025-03-18T09:00:00Z')."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    try:
+        return dt.date.fromisoformat(text[:10])
+    except ValueError:
+        return None

