@@ -58,6 +58,11 @@ def title_id(title: str) -> str:
     return f"t:{digest}"
 
 
+def content_hash(text: str) -> str:
+    """Key of a text's vector in the embedding cache (together with the model's tag)."""
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
 def clean_text(text: Any) -> str:
     """Collapse whitespace runs (listings hard-wrap abstracts) and strip."""
     return re.sub(r"\s+", " ", str(text or "")).strip()
@@ -85,7 +90,7 @@ class Paper:
     @property
     def content_hash(self) -> str:
         """Hash of the embedded text: the embedding cache key together with the model."""
-        return hashlib.sha1(self.text.encode()).hexdigest()
+        return content_hash(self.text)
 
     @property
     def arxiv_id(self) -> str | None:

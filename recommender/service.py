@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -16,12 +17,16 @@ import numpy as np
 from .config import Settings
 from .embedder import Embedder
 from .index import VectorIndex
-from .paper import Paper, parse_arxiv_id
+from .paper import Paper, content_hash, parse_arxiv_id
+from .people import PeopleStore, check_who
+from .ranking import Background, Signal, mmr, score_candidates
 from .store import PaperStore, connect
 
 log = logging.getLogger(__name__)
 
 MAX_K = 50
+BACKGROUND_SAMPLE = 2000   # corpus vectors that stand for "everything else" in the learned model
+POOL_PER_PICK = 10         # MMR chooses k picks among the k * POOL_PER_PICK most relevant
 
 
 class PaperNotFound(LookupError):
@@ -56,8 +61,10 @@ class Recommender:
         self.store = store
         self.embedder = embedder
         self._embedded_server = embedded_server
+        self.people = PeopleStore(store.r, store.prefix)
         self.index = VectorIndex(embedder.dim)
         self._seen_seq = 0.0
+        self._background: tuple[int, Background] | None = None
         self.refresh()
 
     @classmethod
@@ -108,20 +115,25 @@ class Recommender:
 
     def _vectors_for(self, papers: list[Paper], counts: IngestCounts | None = None) -> np.ndarray:
         """Vectors of the papers' texts: from the cache, embedding only what is missing."""
-        if not papers:
-            return np.zeros((0, self.index.dim), dtype=np.float32)
+        vectors, embedded = self._embed_cached([p.text for p in papers])
+        if counts is not None:
+            counts.embedded += embedded
+        return vectors
+
+    def _embed_cached(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """Vectors of texts, cached in Redis by (model, content hash); also how many were new."""
+        if not texts:
+            return np.zeros((0, self.index.dim), dtype=np.float32), 0
         tag = self.embedder.tag
-        hashes = [p.content_hash for p in papers]
+        hashes = [content_hash(t) for t in texts]
         cached = self.store.get_vectors(tag, hashes)
         missing = [n for n, vec in enumerate(cached) if vec is None]
         if missing:
-            fresh = self.embedder.encode([papers[n].text for n in missing])
+            fresh = self.embedder.encode([texts[n] for n in missing])
             self.store.put_vectors(tag, [hashes[n] for n in missing], fresh)
             for n, vec in zip(missing, fresh):
                 cached[n] = vec
-            if counts is not None:
-                counts.embedded += len(missing)
-        return np.stack(cached)
+        return np.stack(cached), len(missing)
 
     def _index_papers(self, papers: list[Paper], vectors: np.ndarray) -> None:
         self.index.upsert([p.id for p in papers], vectors,
@@ -178,6 +190,140 @@ class Recommender:
         vector = self.index.vectors_for([paper.id])[0]
         hits = self.index.search(vector, _clamp(k), exclude=[paper.id])
         return self._results(hits, f"similar to '{_shorten(paper.title)}'")
+
+
+    # -- people and channels -------------------------------------------------------------
+    def subscribe(self, who: str, topic: str) -> bool:
+        """Follow a topic (a person or a channel); False when it was followed already."""
+        return self.people.add_topic(who, topic)
+
+    def unsubscribe(self, who: str, topic: str) -> bool:
+        return self.people.remove_topic(who, topic)
+
+    def topics(self, who: str) -> list[str]:
+        return self.people.topics(who)
+
+    def record_feedback(self, person: str, paper_id: str, kind: str,
+                        channel: str | None = None) -> bool:
+        """like / dislike / save a paper, or clear that person's signal on it (a removed
+        reaction). The same event twice counts once; returns whether anything changed."""
+        paper = self.get_paper(paper_id)
+        if paper is None:
+            raise PaperNotFound(f"I don't know the paper '{_shorten(paper_id, 80)}'.")
+        return self.people.record(check_who(person), paper.id, kind, channel)
+
+    def mark_shown(self, who: str, paper_ids: Iterable[str]) -> None:
+        self.people.mark_shown(who, list(paper_ids))
+
+    def forget(self, person: str) -> int:
+        """Delete everything kept about this person; returns how many keys went."""
+        return self.people.forget(check_who(person))
+
+    def profile(self, who: str, recent: int = 10) -> dict[str, Any]:
+        """What paperbot knows of a person or channel, as plain data."""
+        feedback = self.people.feedback(who)
+        counts = {"like": 0, "dislike": 0, "save": 0}
+        for state in feedback.values():
+            if state.get("rating"):
+                counts[state["rating"]] += 1
+            counts["save"] += bool(state.get("saved"))
+        saved_ids = [pid for pid, st in sorted(feedback.items(), key=lambda kv: -kv[1]["ts"])
+                     if st.get("saved")]
+        events = self.people.events(who, recent)
+        titles = dict(zip(
+            {e["paper"] for e in events} | set(saved_ids),
+            self.store.get_papers(list({e["paper"] for e in events} | set(saved_ids)))))
+        return {
+            "who": who,
+            "topics": self.people.topics(who),
+            "counts": counts,
+            "shown": len(self.people.shown(who)),
+            "recent": [{"paper": e["paper"], "kind": e["kind"], "channel": e["channel"] or None,
+                        "title": titles[e["paper"]].title if titles.get(e["paper"]) else None,
+                        "at": float(e["ts"])} for e in events],
+            "saved": [{"id": pid, "title": titles[pid].title, "url": titles[pid].url}
+                      for pid in saved_ids if titles.get(pid)],
+        }
+
+    def recommend(self, person: str, k: int = 5, since: dt.date | None = None,
+                  candidates: Iterable[str] | None = None) -> list[Result]:
+        """A person's picks from their topics and feedback; never a paper they were shown or
+        already reacted to. `candidates` restricts the ranking to those paper ids."""
+        feedback = self.people.feedback(check_who(person))
+        signals = self._topic_signals(person, "your topic") + self._feedback_signals(
+            [(pid, st, "you") for pid, st in feedback.items()])
+        exclude = self.people.shown(person) | set(feedback)
+        return self._picks(signals, k, since, candidates, exclude)
+
+    def picks_for_channel(self, channel: str, k: int = 5, since: dt.date | None = None,
+                          candidates: Iterable[str] | None = None) -> list[Result]:
+        """A channel's picks: its topics plus what its members said about its posts."""
+        members = self.people.member_feedback(check_who(channel))
+        signals = self._topic_signals(channel, "this channel's topic") + self._feedback_signals(
+            [(pid, st, "people here") for _, pid, st in members])
+        exclude = self.people.shown(channel) | {pid for _, pid, _ in members}
+        return self._picks(signals, k, since, candidates, exclude)
+
+    def _topic_signals(self, who: str, label: str) -> list[Signal]:
+        topics = self.people.topics(who)
+        vectors, _ = self._embed_cached(topics)
+        return [Signal(vec, f"matches {label} '{_shorten(t)}'", "topic") for t, vec in zip(topics, vectors)]
+
+    def _feedback_signals(self, items: list[tuple[str, dict[str, Any], str]]) -> list[Signal]:
+        """Signals from (paper id, feedback state, who gave it) triples, aged by their time."""
+        items = [it for it in items if it[0] in self.index]
+        vectors = self.index.vectors_for([pid for pid, _, _ in items])
+        papers = self.store.get_papers([pid for pid, _, _ in items])
+        now = time.time()
+        signals = []
+        for (pid, state, by), vec, paper in zip(items, vectors, papers):
+            age = max(0.0, (now - state.get("ts", now)) / 86400)
+            title = _shorten(paper.title if paper else pid)
+            if state.get("saved"):
+                signals.append(Signal(vec, f"close to '{title}', which {by} saved", "save", age, pid))
+            if state.get("rating") == "like":
+                signals.append(Signal(vec, f"close to '{title}', which {by} liked", "like", age, pid))
+            elif state.get("rating") == "dislike":
+                signals.append(Signal(vec, title, "dislike", age, pid))
+        return signals
+
+    def _picks(self, signals: list[Signal], k: int, since: dt.date | None,
+               candidates: Iterable[str] | None, exclude: set[str]) -> list[Result]:
+        if not any(s.kind != "dislike" for s in signals) or len(self.index) == 0:
+            return []
+        if candidates is None:
+            rows = np.flatnonzero(self.index.mask(since=since, exclude=exclude))
+        else:
+            wanted = [pid for pid in dict.fromkeys(candidates) if pid not in exclude]
+            rows = self.index.rows_for(wanted)
+            if since is not None:
+                rows = rows[self.index.mask(since=since)[rows]]
+        if len(rows) == 0:
+            return []
+        matrix = self.index.matrix[rows]
+        scored = score_candidates(signals, matrix, self._corpus_background())
+        pool = np.argsort(-scored.scores, kind="stable")[: _clamp(k) * POOL_PER_PICK]
+        chosen = pool[mmr(matrix[pool], scored.scores[pool], _clamp(k))]
+        hits = [(self.index.ids[rows[i]], float(scored.scores[i])) for i in chosen]
+        papers = self.store.get_papers([pid for pid, _ in hits])
+        return [Result(paper, score, _why(signals, scored.reasons[i]))
+                for paper, (_, score), i in zip(papers, hits, chosen) if paper]
+
+    def _corpus_background(self) -> Background:
+        """A fixed-seed sample of the corpus, rebuilt when the corpus has grown by a tenth."""
+        n = len(self.index)
+        if self._background is None or n > self._background[0] * 1.1:
+            rng = np.random.default_rng(0)
+            rows = rng.choice(n, size=min(n, BACKGROUND_SAMPLE), replace=False)
+            sample = self.index.matrix[np.sort(rows)]
+            if len(sample) < 2:  # a one-paper corpus: any two vectors make a background
+                sample = np.vstack([sample, -sample])
+            self._background = (n, Background(sample))
+        return self._background[1]
+
+
+def _why(signals: list[Signal], reason: int) -> str:
+    return signals[reason].label if reason >= 0 else "related to your interests"
 
 
 def _clamp(k: int) -> int:

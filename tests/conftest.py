@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from importlib import resources
 
 import pytest
 import redis
@@ -77,3 +78,22 @@ def cli_env(redis_url, prefix, tmp_path):
     env.update(REDIS_URL=redis_url, PAPERBOT_PREFIX=prefix, PAPERBOT_DATA_DIR=str(tmp_path / "data"),
                HF_HUB_OFFLINE="1")
     return env
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(embedder):
+    """The bundled demo corpus and its vectors, embedded once per test session."""
+    from recommender.sources.files import read_file
+
+    with resources.as_file(resources.files("recommender") / "demo_papers.jsonl") as path:
+        papers = list(read_file(path))
+    return papers, embedder.encode([p.text for p in papers])
+
+
+@pytest.fixture
+def demo(rec, demo_corpus):
+    """The demo corpus ingested into this test's store (vectors pre-cached: no re-embedding)."""
+    papers, vectors = demo_corpus
+    rec.store.put_vectors(rec.embedder.tag, [p.content_hash for p in papers], vectors)
+    assert rec.add_papers(papers).embedded == 0
+    return {p.id: p for p in papers}

@@ -1,0 +1,167 @@
+"""What people and channels told paperbot: topics, feedback, what they were shown. In Redis.
+
+People and channels are scoped keys, `platform:workspace:id` (`slack:T0123:U0456`,
+`discord:<guild>:<user>`, `console:local:alice`), so nothing of one workspace is visible from
+another. Every key of one person or channel carries its key as a hash tag, e.g.
+`paperbot:{slack:T1:U2}:feedback`, so a Redis Cluster keeps them in one slot.
+
+| key                          | type   | holds                                                      |
+|------------------------------|--------|------------------------------------------------------------|
+| P {who}:topics               | hash   | normalised topic -> topic as the person wrote it           |
+| P {who}:feedback             | hash   | paper id -> JSON {rating: like/dislike/null, saved, ts, channel} |
+| P {who}:events               | stream | every feedback event as given (kind, paper, channel, ts)   |
+| P {who}:shown                | zset   | paper id -> unix time it was shown (posted or listed)      |
+| P {channel}:member_feedback  | hash   | "<person> <paper id>" -> JSON {rating, saved, ts}          |
+
+The feedback hash is the current state (a repeated reaction changes nothing); the stream is the
+history it can be rebuilt from. `forget` deletes a person's keys and their entries in channels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import redis
+
+KINDS = ("like", "dislike", "save", "clear")
+MAX_TOPICS = 50
+_WHO_RE = re.compile(r"[a-z][a-z0-9_-]*:[^:\s{}]+:[^:\s{}]+")
+
+
+def check_who(who: str) -> str:
+    """`who` must be a scoped key `platform:workspace:id`; anything else is a programming error."""
+    if not isinstance(who, str) or not _WHO_RE.fullmatch(who):
+        raise ValueError(f"not a scoped person or channel key (platform:workspace:id): {who!r}")
+    return who
+
+
+def workspace_of(who: str) -> str:
+    platform, workspace, _ = who.split(":", 2)
+    return f"{platform}:{workspace}"
+
+
+def normalise_topic(topic: str) -> str:
+    return " ".join(topic.lower().split())
+
+
+class PeopleStore:
+    def __init__(self, client: redis.Redis, prefix: str = "paperbot:"):
+        self.r = client
+        self.prefix = prefix
+
+    def key(self, who: str, what: str) -> str:
+        return f"{self.prefix}{{{check_who(who)}}}:{what}"
+
+    # -- topics ---------------------------------------------------------------------------
+    def add_topic(self, who: str, topic: str) -> bool:
+        """True when the topic is new. At most MAX_TOPICS per person or channel."""
+        key = self.key(who, "topics")
+        norm = normalise_topic(topic)
+        if not norm:
+            raise ValueError("A topic needs some words, e.g. `subscribe graph neural networks`.")
+        if not self.r.hexists(key, norm) and self.r.hlen(key) >= MAX_TOPICS:
+            raise ValueError(f"You follow {MAX_TOPICS} topics already; unsubscribe from one first.")
+        return bool(self.r.hsetnx(key, norm, " ".join(topic.split())))
+
+    def remove_topic(self, who: str, topic: str) -> bool:
+        return bool(self.r.hdel(self.key(who, "topics"), normalise_topic(topic)))
+
+    def topics(self, who: str) -> list[str]:
+        return sorted(v.decode() for v in self.r.hvals(self.key(who, "topics")))
+
+    # -- feedback -------------------------------------------------------------------------
+    def record(self, person: str, paper_id: str, kind: str, channel: str | None) -> bool:
+        """Apply one feedback event; True when it changed anything (a repeat changes nothing)."""
+        if kind not in KINDS:
+            raise ValueError(f"feedback must be one of {', '.join(KINDS)}, not {kind!r}")
+        if channel is not None and workspace_of(check_who(channel)) != workspace_of(check_who(person)):
+            raise ValueError("a person's feedback can only be given in their own workspace")
+        key = self.key(person, "feedback")
+        raw = self.r.hget(key, paper_id)
+        before: dict[str, Any] | None = json.loads(raw) if raw else None
+        after = _apply(before, kind, channel)
+        if _same_signal(before, after):
+            return False
+        pipe = self.r.pipeline(transaction=True)
+        if after is None:
+            pipe.hdel(key, paper_id)
+        else:
+            pipe.hset(key, paper_id, json.dumps(after))
+        pipe.xadd(self.key(person, "events"), {
+            "kind": kind, "paper": paper_id, "channel": channel or "", "ts": f"{time.time():.3f}"})
+        pipe.execute()
+        self._mirror_to_channels(person, paper_id, before, after)
+        return True
+
+    def _mirror_to_channels(self, person: str, paper_id: str, before, after) -> None:
+        """Keep each channel's view of its members' feedback in step with the person's own."""
+        field = f"{person} {paper_id}"
+        old_channel = (before or {}).get("channel")
+        new_channel = (after or {}).get("channel")
+        if old_channel and old_channel != new_channel:
+            self.r.hdel(self.key(old_channel, "member_feedback"), field)
+        if new_channel:
+            self.r.hset(self.key(new_channel, "member_feedback"), field, json.dumps(after))
+
+    def feedback(self, person: str) -> dict[str, dict[str, Any]]:
+        raw = self.r.hgetall(self.key(person, "feedback"))
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    def member_feedback(self, channel: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """(person, paper id, state) for every member's feedback on this channel's posts."""
+        raw = self.r.hgetall(self.key(channel, "member_feedback"))
+        out = []
+        for field, value in raw.items():
+            person, paper_id = field.decode().split(" ", 1)
+            out.append((person, paper_id, json.loads(value)))
+        return out
+
+    def events(self, person: str, count: int = 10) -> list[dict[str, str]]:
+        rows = self.r.xrevrange(self.key(person, "events"), count=count)
+        return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in rows]
+
+    # -- shown ----------------------------------------------------------------------------
+    def mark_shown(self, who: str, paper_ids: list[str]) -> None:
+        if paper_ids:
+            now = time.time()
+            self.r.zadd(self.key(who, "shown"), {pid: now for pid in paper_ids}, nx=True)
+
+    def shown(self, who: str) -> set[str]:
+        return {m.decode() for m in self.r.zrange(self.key(who, "shown"), 0, -1)}
+
+    # -- forget ---------------------------------------------------------------------------
+    def forget(self, person: str) -> int:
+        """Delete every key of this person and their entries in channels; returns keys removed."""
+        for paper_id, state in self.feedback(person).items():
+            if state.get("channel"):
+                self.r.hdel(self.key(state["channel"], "member_feedback"), f"{person} {paper_id}")
+        keys = list(self.r.scan_iter(match=_glob_escape(f"{self.prefix}{{{check_who(person)}}}:") + "*",
+                                     count=1000))
+        return int(self.r.delete(*keys)) if keys else 0
+
+
+def _apply(state: dict[str, Any] | None, kind: str, channel: str | None) -> dict[str, Any] | None:
+    if kind == "clear":
+        return None
+    new = dict(state or {"rating": None, "saved": False})
+    if kind == "save":
+        new["saved"] = True
+    else:
+        new["rating"] = kind
+    new["channel"] = channel or (state or {}).get("channel")
+    new["ts"] = time.time() if not _same_signal(state, new) else state["ts"]
+    return new
+
+
+def _same_signal(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (a.get("rating"), a.get("saved"), a.get("channel")) == (b.get("rating"), b.get("saved"), b.get("channel"))
+
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
