@@ -59,3 +59,83 @@ class Actions:
         results = self.rec.similar(command.text, k=DEFAULT_K)
         paper = self.rec.get_paper(command.text)
         return Reply(f"Papers similar to “{paper.title}”:", results)
+
+    def do_subscribe(self, command: Command, who: Who) -> Reply:
+        return self._subscribe(who.person, command.text, "You")
+
+    def do_unsubscribe(self, command: Command, who: Who) -> Reply:
+        return self._unsubscribe(who.person, command.text, "You")
+
+    def do_channel_subscribe(self, command: Command, who: Who) -> Reply:
+        return self._subscribe(self._channel(who), command.text, "This channel", ephemeral=False)
+
+    def do_channel_unsubscribe(self, command: Command, who: Who) -> Reply:
+        return self._unsubscribe(self._channel(who), command.text, "This channel", ephemeral=False)
+
+    def _channel(self, who: Who) -> str:
+        if who.channel is None:
+            raise ValueError("Channel settings can only be changed from inside a channel.")
+        return who.channel
+
+    def _subscribe(self, target: str, topic: str, subject: str, ephemeral: bool = True) -> Reply:
+        added = self.rec.subscribe(target, topic)
+        verb = "now follow" if subject == "You" else "now follows"
+        done = f"{subject} {verb} “{topic}”." if added else f"“{topic}” was followed already."
+        return Reply(f"{done} Topics: {self._topic_list(target)}", ephemeral=ephemeral)
+
+    def _unsubscribe(self, target: str, topic: str, subject: str, ephemeral: bool = True) -> Reply:
+        if not self.rec.unsubscribe(target, topic):
+            return Reply(f"“{topic}” is not followed. Topics: {self._topic_list(target)}")
+        return Reply(f"Unfollowed “{topic}”. Topics: {self._topic_list(target)}", ephemeral=ephemeral)
+
+    def _topic_list(self, target: str) -> str:
+        topics = self.rec.topics(target)
+        return ", ".join(f"“{t}”" for t in topics) if topics else "none"
+
+    def do_topics(self, command: Command, who: Who) -> Reply:
+        text = f"You follow: {self._topic_list(who.person)}"
+        if who.channel:
+            text += f"\nThis channel follows: {self._topic_list(who.channel)}"
+        return Reply(text)
+
+    def do_digest(self, command: Command, who: Who) -> Reply:
+        picks = self.rec.recommend(who.person, k=DEFAULT_K)
+        if not picks:
+            if not self.rec.topics(who.person) and not self.rec.profile(who.person)["counts"]["like"]:
+                return Reply("You don't follow any topics yet. Try `subscribe graph neural networks`.")
+            return Reply("No new papers for you right now; you have seen all the good ones.")
+        self.rec.mark_shown(who.person, [r.paper.id for r in picks])
+        return Reply("Your picks:", picks)
+
+    def do_profile(self, command: Command, who: Who) -> Reply:
+        profile = self.rec.profile(who.person)
+        counts = profile["counts"]
+        lines = [f"Topics: {self._topic_list(who.person)}",
+                 f"Feedback: {counts['like']} 👍 · {counts['dislike']} 👎 · {counts['save']} 🔖"
+                 f" · {profile['shown']} papers shown"]
+        for event in profile["recent"][:5]:
+            lines.append(f"  {event['kind']}: {event['title'] or event['paper']}")
+        return Reply("\n".join(lines))
+
+    def do_saved(self, command: Command, who: Who) -> Reply:
+        saved = self.rec.profile(who.person, recent=0)["saved"]
+        if not saved:
+            return Reply("You haven't saved any papers yet (react 🔖 to one).")
+        return Reply("Your saved papers:\n" + "\n".join(f"• {s['title']} {s['url']}" for s in saved))
+
+    def do_forget_me(self, command: Command, who: Who) -> Reply:
+        if command.text != "confirm":
+            return Reply("This deletes your topics, feedback and history from paperbot, for good. "
+                         "To go ahead, send `forget-me confirm`.")
+        self.rec.forget(who.person)
+        return Reply("Done: paperbot has forgotten everything about you.")
+
+    def react(self, who: Who, paper_id: str, kind: str) -> Reply:
+        """Feedback on a listed paper (a button, a reaction, or `like 2` in the console)."""
+        try:
+            changed = self.rec.record_feedback(who.person, paper_id, kind, channel=who.channel)
+        except (PaperNotFound, ValueError) as exc:
+            return Reply(str(exc))
+        label = {"like": "👍 More like this", "dislike": "👎 Less like this", "save": "🔖 Saved",
+                 "clear": "Feedback removed"}[kind]
+        return Reply(f"{label}." if changed else f"{label} (already noted).")

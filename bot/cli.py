@@ -127,6 +127,104 @@ def similar(paper_id: str, k: int, as_json: bool) -> None:
         _print_results(results, as_json)
 
 
+WHO = click.option("--user", "who", required=True,
+                   help="A scoped person or channel key, e.g. console:local:alice or slack:T01:U02.")
+
+
+def _check_who(who: str) -> str:
+    from recommender.people import check_who
+
+    try:
+        return check_who(who)
+    except ValueError:
+        _fail(f"--user must look like platform:workspace:id (e.g. console:local:alice), not {who!r}")
+
+
+@main.command()
+@WHO
+@click.argument("topic")
+def subscribe(who: str, topic: str) -> None:
+    """Follow TOPIC (for a person or a channel)."""
+    with open_recommender() as rec:
+        try:
+            added = rec.subscribe(_check_who(who), topic)
+        except ValueError as exc:
+            _fail(str(exc))
+        click.echo(f"subscribed to {topic!r}" if added else f"already subscribed to {topic!r}")
+
+
+@main.command()
+@WHO
+@click.argument("topic")
+def unsubscribe(who: str, topic: str) -> None:
+    """Stop following TOPIC."""
+    with open_recommender() as rec:
+        removed = rec.unsubscribe(_check_who(who), topic)
+        click.echo(f"unsubscribed from {topic!r}" if removed else f"{topic!r} was not followed")
+
+
+@main.command()
+@WHO
+@click.argument("paper_id")
+@click.argument("kind", type=click.Choice(["like", "dislike", "save", "clear"]))
+@click.option("--channel", help="The channel the paper was posted in (a scoped key).")
+def feedback(who: str, paper_id: str, kind: str, channel: str | None) -> None:
+    """Record feedback on PAPER_ID: like, dislike, save, or clear it."""
+    with open_recommender() as rec:
+        try:
+            changed = rec.record_feedback(_check_who(who), paper_id, kind, channel=channel)
+        except (PaperNotFound, ValueError) as exc:
+            _fail(str(exc))
+        click.echo(f"{kind} recorded" if changed else f"{kind} was already recorded")
+
+
+@main.command()
+@WHO
+@click.option("-k", default=5, type=click.IntRange(1, 50), show_default=True)
+@click.option("--channel", "is_channel", is_flag=True, help="--user names a channel: its picks.")
+@click.option("--mark-shown", is_flag=True, help="Record the picks as shown (they won't repeat).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def recommend(who: str, k: int, is_channel: bool, mark_shown: bool, as_json: bool) -> None:
+    """Picks for a person (or, with --channel, a channel) from topics and feedback."""
+    with open_recommender() as rec:
+        picks_of = rec.picks_for_channel if is_channel else rec.recommend
+        results = picks_of(_check_who(who), k=k)
+        if mark_shown:
+            rec.mark_shown(who, [r.paper.id for r in results])
+        _print_results(results, as_json)
+
+
+@main.command()
+@WHO
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def profile(who: str, as_json: bool) -> None:
+    """What paperbot knows about a person or channel."""
+    with open_recommender() as rec:
+        data = rec.profile(_check_who(who))
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    counts = data["counts"]
+    click.echo(f"{data['who']}\ntopics: {', '.join(data['topics']) or 'none'}")
+    click.echo(f"feedback: {counts['like']} like · {counts['dislike']} dislike · "
+               f"{counts['save']} saved · {data['shown']} shown")
+    for event in data["recent"]:
+        click.echo(f"  {event['kind']:8} {event['paper']}  {event['title'] or ''}")
+
+
+@main.command()
+@WHO
+@click.option("--yes", is_flag=True, help="Don't ask for confirmation.")
+def forget(who: str, yes: bool) -> None:
+    """Delete every key and event of a person."""
+    who = _check_who(who)
+    if not yes:
+        click.confirm(f"Delete everything paperbot keeps about {who}?", abort=True)
+    with open_recommender() as rec:
+        removed = rec.forget(who)
+    click.echo(f"forgot {who} ({removed} keys removed)")
+
+
 def _demo_papers():
     from recommender.sources.files import read_file
 
@@ -139,7 +237,7 @@ def _load_starter_papers(rec: Recommender) -> None:
     from recommender.sources import HttpClient
 
     try:
-        with HttpClient(attempts=1, connect_timeout=3, read_timeout=10) as client:
+        with HttpClient(max_attempts=1, connect_timeout=3, timeout=10) as client:
             counts = rec.add_papers(read_source("arxiv:cs.LG", client=client))
         click.echo(f"Loaded today's arXiv cs.LG listing: {counts.new} new papers.")
         if counts.read:

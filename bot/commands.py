@@ -62,8 +62,8 @@ def parse(text: str) -> Command:
         return Command("help")
     if head == "channel":
         return _parse_channel(rest)
-    if head == "forget-me" or (head == "forget" and rest.lower() == "me"):
-        return Command("forget-me")
+    if head == "forget-me":
+        return Command("forget-me", "confirm" if rest.lower() in ("confirm", "yes") else "")
     if head in ("topics", "digest", "profile", "saved"):
         return Command(head)
     if head in ("search", "similar", "subscribe", "unsubscribe"):

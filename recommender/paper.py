@@ -46,10 +46,13 @@ def _normalise_old_id(arxiv_id: str) -> str:
 
 
 def normalise_title(title: str) -> str:
-    """Lower case letters and digits only, so punctuation, case and accents don't split a paper."""
+    """Lower case letters and digits only, so punctuation, case and accents don't split a paper.
+
+    Letters of every script count, so titles in Chinese or Greek get ids of their own.
+    """
     text = unicodedata.normalize("NFKD", title or "")
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+    return " ".join(re.sub(r"[\W_]+", " ", text.lower()).split())
 
 
 def title_id(title: str) -> str:
@@ -65,7 +68,7 @@ def content_hash(text: str) -> str:
 
 def clean_text(text: Any) -> str:
     """Collapse whitespace runs (listings hard-wrap abstracts) and strip."""
-    return re.sub(r"\s+", " ", str(text or "")).strip()
+    return " ".join(str(text or "").split())
 
 
 @dataclasses.dataclass
@@ -114,12 +117,12 @@ class Paper:
         abstract = clean_text(data.get("abstract") or data.get("summary"))
         paper_id = _pick_id(data, title)
         authors = data.get("authors") or []
-        if isinstance(authors, str):
-            authors = [a.strip() for a in re.split(r",|;| and ", authors) if a.strip()]
+        if isinstance(authors, str):  # "A; B" keeps "Last, First" names whole; else "A, B and C"
+            authors = re.split(r";" if ";" in authors else r",| and ", authors)
         authors = [clean_text(a.get("name") if isinstance(a, dict) else a) for a in authors]
         categories = data.get("categories") or []
         if isinstance(categories, str):
-            categories = categories.replace(",", " ").split()
+            categories = re.split(r"[\s,;]+", categories)
         url = clean_text(data.get("url") or data.get("abs"))
         if not url and not paper_id.startswith("t:") and parse_arxiv_id(paper_id):
             url = f"https://arxiv.org/abs/{paper_id}"
@@ -133,7 +136,7 @@ class Paper:
             abstract=abstract,
             authors=[a for a in authors if a],
             url=url,
-            categories=[str(c) for c in categories],
+            categories=[str(c) for c in categories if str(c).strip()],
             published=parse_date(data.get("published") or data.get("date")),
             source=str(data.get("source") or source),
             extras=extras,

@@ -229,7 +229,7 @@ class Recommender:
             counts["save"] += bool(state.get("saved"))
         saved_ids = [pid for pid, st in sorted(feedback.items(), key=lambda kv: -kv[1]["ts"])
                      if st.get("saved")]
-        events = self.people.events(who, recent)
+        events = self.people.events(who, recent) if recent > 0 else []
         titles = dict(zip(
             {e["paper"] for e in events} | set(saved_ids),
             self.store.get_papers(list({e["paper"] for e in events} | set(saved_ids)))))

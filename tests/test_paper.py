@@ -69,3 +69,15 @@ def test_content_hash_follows_the_embedded_text():
     a = Paper(id="1", title="T", abstract="A")
     assert a.content_hash == Paper(id="2", title="T", abstract="A").content_hash
     assert a.content_hash != Paper(id="1", title="T", abstract="B").content_hash
+
+
+def test_titles_in_other_scripts_get_ids_of_their_own():
+    assert title_id("图神经网络") != title_id("扩散模型")
+    assert title_id("Ἀρχή") == title_id("αρχη")
+
+
+def test_semicolon_separated_authors_keep_last_first_names():
+    paper = Paper.from_dict({"title": "T", "authors": "Lovelace, Ada; Turing, Alan",
+                             "categories": "cs.LG;stat.ML"})
+    assert paper.authors == ["Lovelace, Ada", "Turing, Alan"]
+    assert paper.categories == ["cs.LG", "stat.ML"]

@@ -1,0 +1,7 @@
+"""The one error every paper source raises, so callers catch a single type and show its message."""
+
+from __future__ import annotations
+
+
+class SourceError(Exception):
+    """A source could not deliver papers. The message is one line meant for a person to read."""
