@@ -265,5 +265,38 @@ def console(user: str, offline: bool) -> None:
         run_console(rec, user)
 
 
+@main.command()
+@click.option("--slack-http", is_flag=True, help="Serve Slack over HTTP at /slack/events "
+              "instead of Socket Mode.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address for --slack-http.")
+@click.option("--port", default=3000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--discord", is_flag=True, help="Run the Discord bot (default when DISCORD_TOKEN is set).")
+def serve(slack_http: bool, host: str, port: int, discord: bool) -> None:
+    """Run the chat adapters that are configured, in one process."""
+    import asyncio
+    import functools
+    import os
+
+    from .serve import serve as serve_adapters
+
+    adapters = {}
+    if slack_http or os.environ.get("SLACK_APP_TOKEN"):
+        from .slack_app import run_slack
+
+        adapters["slack"] = functools.partial(run_slack, http=slack_http, host=host, port=port)
+    if discord or os.environ.get("DISCORD_TOKEN"):
+        from .discord_bot import run_discord
+
+        adapters["discord"] = run_discord
+    if not adapters:
+        _fail("nothing to serve: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode), "
+              "use --slack-http, or set DISCORD_TOKEN. See the README.")
+    with open_recommender() as rec:
+        try:
+            asyncio.run(serve_adapters(rec, adapters))
+        except ValueError as exc:  # a missing or malformed token
+            _fail(str(exc))
+
+
 if __name__ == "__main__":
     main()

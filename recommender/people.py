@@ -12,6 +12,7 @@ another. Every key of one person or channel carries its key as a hash tag, e.g.
 | P {who}:events               | stream | every feedback event as given (kind, paper, channel, ts)   |
 | P {who}:shown                | zset   | paper id -> unix time it was shown (posted or listed)      |
 | P {channel}:member_feedback  | hash   | "<person> <paper id>" -> JSON {rating, saved, ts}          |
+| P {channel}:posts            | hash   | platform message id -> paper id, for reactions on posts    |
 
 The feedback hash is the current state (a repeated reaction changes nothing); the stream is the
 history it can be rebuilt from. `forget` deletes a person's keys and their entries in channels.
@@ -131,6 +132,15 @@ class PeopleStore:
 
     def shown(self, who: str) -> set[str]:
         return {m.decode() for m in self.r.zrange(self.key(who, "shown"), 0, -1)}
+
+    # -- posts ----------------------------------------------------------------------------
+    def record_post(self, channel: str, message_id: str, paper_id: str) -> None:
+        """Remember which paper a posted message shows, so a reaction on it becomes feedback."""
+        self.r.hset(self.key(channel, "posts"), message_id, paper_id)
+
+    def paper_of_post(self, channel: str, message_id: str) -> str | None:
+        raw = self.r.hget(self.key(channel, "posts"), message_id)
+        return raw.decode() if raw else None
 
     # -- forget ---------------------------------------------------------------------------
     def forget(self, person: str) -> int:

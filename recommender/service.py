@@ -212,6 +212,14 @@ class Recommender:
             raise PaperNotFound(f"I don't know the paper '{_shorten(paper_id, 80)}'.")
         return self.people.record(check_who(person), paper.id, kind, channel)
 
+    def record_post(self, channel: str, message_id: str, paper_id: str) -> None:
+        """A chat message in `channel` shows `paper_id`; reactions on it are feedback on it."""
+        self.people.record_post(check_who(channel), message_id, paper_id)
+
+    def paper_of_post(self, channel: str, message_id: str) -> str | None:
+        """The paper a message posted by paperbot shows, or None if it is not one of ours."""
+        return self.people.paper_of_post(check_who(channel), message_id)
+
     def mark_shown(self, who: str, paper_ids: Iterable[str]) -> None:
         self.people.mark_shown(who, list(paper_ids))
 
