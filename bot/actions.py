@@ -123,6 +123,16 @@ class Actions:
             return Reply("You haven't saved any papers yet (react 🔖 to one).")
         return Reply("Your saved papers:\n" + "\n".join(f"• {s['title']} {s['url']}" for s in saved))
 
+    def do_channel_time(self, command: Command, who: Who) -> Reply:
+        self._channel(who)
+        return Reply(f"{command.time:%H:%M} {command.tz} is a valid time, but daily channel posts "
+                     "are not available yet, so nothing was changed. Until they are, use `digest` "
+                     "for picks, or `channel subscribe <topic>` to set this channel's topics now.")
+
+    def do_channel_off(self, command: Command, who: Who) -> Reply:
+        self._channel(who)
+        return Reply("There is nothing to turn off: daily channel posts are not available yet.")
+
     def do_forget_me(self, command: Command, who: Who) -> Reply:
         if command.text != "confirm":
             return Reply("This deletes your topics, feedback and history from paperbot, for good. "

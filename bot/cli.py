@@ -225,6 +225,49 @@ def forget(who: str, yes: bool) -> None:
     click.echo(f"forgot {who} ({removed} keys removed)")
 
 
+@main.command("eval")
+@click.option("--data", "data_dir", default="../shared/data", show_default=True,
+              type=click.Path(file_okay=False), help="The folder that holds citeulike/.")
+@click.option("--users", default=600, show_default=True, type=click.IntRange(min=0),
+              help="Users sampled (seeded) per variant; 0 evaluates every eligible user.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object {variant: {method: {metric: value}}}.")
+def eval_command(data_dir: str, users: int, seed: int, as_json: bool) -> None:
+    """Offline evaluation on CiteULike user libraries against baselines, in one run."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from recommender.evaluate import format_table, run_evaluation
+
+    citeulike = Path(data_dir) / "citeulike"
+    if not (citeulike / "papers.jsonl").is_file():
+        _fail(f"no CiteULike data in {citeulike} (a plain clone has none): pass --data DIR, "
+              "the folder that holds citeulike/, e.g. --data ../shared/data")
+    bars: dict[str, tqdm] = {}
+
+    def progress(variant: str, done: int, total: int) -> None:
+        bar = bars.setdefault(variant, tqdm(desc=f"eval {variant}", total=total, file=sys.stderr,
+                                            disable=None, unit=" users"))
+        bar.update(done - bar.n)
+
+    with open_recommender() as rec:
+        results = run_evaluation(citeulike, rec.embed_texts, users=users or None, seed=seed,
+                                 progress=progress)
+    for bar in bars.values():
+        bar.close()
+    meta = results.pop("meta")
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        click.echo(format_table(results))
+    click.echo(f"seed {meta['seed']}, holdout {meta['holdout']:.0%}, "
+               f"{meta['total_seconds']:.0f} s; users per variant: "
+               + ", ".join(f"{v} {m.get('users', '?')}" for v, m in meta["variants"].items()),
+               err=True)
+
+
 def _demo_papers():
     from recommender.sources.files import read_file
 
@@ -277,24 +320,31 @@ def serve(slack_http: bool, host: str, port: int, discord: bool) -> None:
     import functools
     import os
 
+    from dotenv import load_dotenv
+
     from .serve import serve as serve_adapters
 
+    load_dotenv(override=False)   # tokens may be in .env: read it before choosing the adapters
     adapters = {}
-    if slack_http or os.environ.get("SLACK_APP_TOKEN"):
-        from .slack_app import run_slack
+    try:  # settings are checked before the model loads, so a missing token fails at once
+        if slack_http or os.environ.get("SLACK_APP_TOKEN"):
+            from .slack import SlackConfig, run_slack
 
-        adapters["slack"] = functools.partial(run_slack, http=slack_http, host=host, port=port)
-    if discord or os.environ.get("DISCORD_TOKEN"):
-        from .discord_bot import run_discord
+            SlackConfig.from_env(os.environ, http=slack_http)
+            adapters["slack"] = functools.partial(run_slack, http=slack_http, host=host, port=port)
+        if discord or os.environ.get("DISCORD_TOKEN"):
+            from .discord_bot import DiscordSettings, run_discord
 
-        adapters["discord"] = run_discord
+            adapters["discord"] = functools.partial(run_discord, settings=DiscordSettings.from_env())
+    except ValueError as exc:
+        _fail(str(exc))
     if not adapters:
         _fail("nothing to serve: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode), "
               "use --slack-http, or set DISCORD_TOKEN. See the README.")
     with open_recommender() as rec:
         try:
             asyncio.run(serve_adapters(rec, adapters))
-        except ValueError as exc:  # a missing or malformed token
+        except ValueError as exc:  # a token the platform refused
             _fail(str(exc))
 
 

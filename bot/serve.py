@@ -33,8 +33,8 @@ async def serve(rec: Recommender, adapters: dict[str, Adapter]) -> None:
     stopper.cancel()
     failures = [o for o in outcomes if isinstance(o, Exception)]
     for task, outcome in zip(tasks, outcomes):
-        if isinstance(outcome, Exception):
-            log.error("adapter %s stopped: %s", tasks[task], outcome)
+        if isinstance(outcome, Exception) and not isinstance(outcome, ValueError):
+            log.error("adapter %s stopped", tasks[task], exc_info=outcome)
     log.info("stopped")
     if failures:
         raise failures[0]

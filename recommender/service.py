@@ -113,6 +113,10 @@ class Recommender:
         self.store.save_papers(changed)
         self._index_papers(changed, vectors)
 
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """Normalised vectors of any texts under the current model, through the Redis cache."""
+        return self._embed_cached(list(texts))[0]
+
     def _vectors_for(self, papers: list[Paper], counts: IngestCounts | None = None) -> np.ndarray:
         """Vectors of the papers' texts: from the cache, embedding only what is missing."""
         vectors, embedded = self._embed_cached([p.text for p in papers])

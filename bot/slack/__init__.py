@@ -1,0 +1,18 @@
+"""paperbot in Slack, through slack-bolt: `/papers` commands, papers in Block Kit with feedback
+buttons, and reactions on paperbot's posts as feedback.
+
+Where things are:
+- `app.py`: the Bolt `AsyncApp`, Socket Mode or HTTP (`/slack/events`), `run_slack` for `paperbot serve`
+- `slash_command.py`: `/papers …` → the shared grammar (`bot.commands`) → `bot.actions.Actions`
+- `buttons.py`: 👍 / 👎 / 🔖 / Undo clicks and the forget-me confirmation
+- `reactions.py`: where a reaction on a posted paper becomes stored feedback
+- `posting.py`: `post_papers`, one message per paper, remembered for reactions (also for daily picks)
+- `blocks.py`: Block Kit rendering and the escaping that keeps user text from pinging anyone
+- `config.py`: SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL
+"""
+
+from .app import SlackBot, build_app, run_slack, web_client
+from .config import SlackConfig
+from .posting import post_papers
+
+__all__ = ["SlackBot", "SlackConfig", "build_app", "post_papers", "run_slack", "web_client"]

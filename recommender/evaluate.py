@@ -1,0 +1,362 @@
+"""Offline evaluation of the ranking on CiteULike-a user libraries.
+
+Data: ``<data_dir>`` is the ``citeulike`` folder (default ``../shared/data/citeulike`` relative to
+the current directory) holding ``papers.jsonl`` (16,980 papers: id, title, abstract, citeulike_id)
+and ``citeulike-a/users.dat`` (line u = ``<n> <doc> <doc> ...``, 0-based doc ids, 5,551 users).
+
+Protocol (the same for every method, all methods computed in one run on the same users):
+
+* Every eligible user's library is split once with an RNG seeded by ``(seed, variant, user)``:
+  ``HOLDOUT`` = 20 % of it (rounded, at least 1 paper) is the test set, the rest is the training
+  profile. The split of a user does not depend on which other users are evaluated.
+* A method ranks every paper of the variant's corpus that is not in the user's training set
+  (test papers compete with all other non-training papers).
+* Metrics, mean over the evaluated users, binary relevance (test papers are relevant):
+  ``recall@k = hits in top k / |test|`` (the definition of Wang & Blei, KDD 2011, the paper that
+  introduced CiteULike-a; for the usual |test| <= k it equals the "truncated" hits/min(k, |test|));
+  ``ndcg@10 = DCG@10 / ideal DCG@10`` with gain 1/log2(rank + 1), rank starting at 1, and the
+  ideal ranking putting min(10, |test|) relevant papers first.
+* Variants: ``title`` -- text = title, all 16,980 papers, every user of users.dat (library >= 10);
+  ``abstract`` -- text = title + "\\n" + abstract, only the 1,921 papers that have an abstract, each
+  library restricted to those papers, users keeping >= ``MIN_ABSTRACT_LIBRARY`` (5) of them
+  (1,637 users), so that the training profile has at least 4 papers.
+* Methods: ``random``; ``popular`` (number of *training* libraries, over all eligible users of the
+  variant, that hold the paper -- no test leakage); ``tfidf-svm`` (arxiv-sanity-lite: tf-idf of the
+  text with its ``compute.py`` settings, one ``LinearSVC(class_weight='balanced', C=0.01)`` per user,
+  training papers vs every other paper, score = decision function, as its ``serve.py`` does);
+  ``centroid`` (cosine to the mean embedding of the training papers); ``paperbot``
+  (:func:`recommender.ranking.score_candidates` with the training papers as 'like' signals,
+  a seeded sample of ``BACKGROUND_SIZE`` corpus vectors as background).
+* Runtime: the per-user SVM is the slow part, so by default a seeded random sample of users is
+  evaluated per variant (``users``; ``None`` = all eligible users); the output says how many.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from recommender import ranking
+
+DEFAULT_DATA_DIR = Path("../shared/data/citeulike")
+HOLDOUT = 0.2
+MIN_ABSTRACT_LIBRARY = 5
+BACKGROUND_SIZE = 2000
+DEFAULT_USERS = 600
+METHODS = ("random", "popular", "tfidf-svm", "centroid", "paperbot")
+METRICS = ("recall@10", "recall@50", "ndcg@10")
+_VARIANT_CODES = {"title": 1, "abstract": 2}
+
+# arxiv-sanity-lite compute.py (TfidfVectorizer) and serve.py (svm_rank) settings.
+TFIDF_PARAMS = dict(
+    input="content", encoding="utf-8", decode_error="replace", strip_accents="unicode",
+    lowercase=True, analyzer="word", stop_words="english",
+    token_pattern=r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b", ngram_range=(1, 2), max_features=20000,
+    norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=True, max_df=0.1, min_df=5,
+)
+SVM_PARAMS = dict(class_weight="balanced", max_iter=10000, tol=1e-6, C=0.01)
+
+
+# --------------------------------------------------------------------------------------------
+# metrics
+
+
+def recall_at_k(ranked: Iterable[int], relevant: Iterable[int], k: int) -> float:
+    """Hits among the first k of `ranked` divided by the number of relevant items."""
+    relevant = set(relevant)
+    if not relevant:
+        return 0.0
+    hits = sum(1 for item in list(ranked)[:k] if item in relevant)
+    return hits / len(relevant)
+
+
+def ndcg_at_k(ranked: Iterable[int], relevant: Iterable[int], k: int) -> float:
+    """Binary-relevance nDCG@k: sum of 1/log2(rank+1) over hits, over the ideal such sum."""
+    relevant = set(relevant)
+    if not relevant:
+        return 0.0
+    dcg = sum(1.0 / np.log2(i + 2) for i, item in enumerate(list(ranked)[:k]) if item in relevant)
+    ideal = sum(1.0 / np.log2(i + 2) for i in range(min(k, len(relevant))))
+    return float(dcg / ideal)
+
+
+def _metrics(top: np.ndarray, test: np.ndarray) -> tuple[float, float, float]:
+    hit = np.isin(top, test)
+    n = len(test)
+    discounts = 1.0 / np.log2(np.arange(2, 12))
+    ideal = discounts[: min(10, n)].sum()
+    return (
+        float(hit[:10].sum() / n),
+        float(hit[:50].sum() / n),
+        float((hit[:10] * discounts[: len(hit[:10])]).sum() / ideal),
+    )
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, len(scores))
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+def load_citeulike(data_dir: str | Path) -> tuple[list[dict], list[np.ndarray]]:
+    """(papers in doc-id order, one int array of doc ids per user) from a CiteULike-a folder."""
+    data_dir = Path(data_dir)
+    papers_path = data_dir / "papers.jsonl"
+    users_path = data_dir / "citeulike-a" / "users.dat"
+    for path in (papers_path, users_path):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"CiteULike data not found: {path} is missing. Pass data_dir= the folder holding "
+                f"papers.jsonl and citeulike-a/users.dat (e.g. /work/shared/data/citeulike; "
+                f"the default is {DEFAULT_DATA_DIR} relative to the current directory)."
+            )
+    with open(papers_path, encoding="utf-8") as fh:
+        papers = [json.loads(line) for line in fh if line.strip()]
+    for i, paper in enumerate(papers):
+        if paper.get("id", i) != i:
+            raise ValueError(f"{papers_path}: line {i + 1} has id {paper.get('id')}, expected {i}")
+    libraries = []
+    with open(users_path, encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.split()
+            if not parts:
+                libraries.append(np.zeros(0, dtype=np.int64))
+                continue
+            docs = np.array([int(x) for x in parts[1:]], dtype=np.int64)
+            libraries.append(np.unique(docs))
+    return papers, libraries
+
+
+def build_variant(papers: list[dict], libraries: list[np.ndarray], variant: str):
+    """(texts, per-user libraries in the variant's item ids, eligible user ids) for a variant."""
+    if variant == "title":
+        texts = [p["title"] or "" for p in papers]
+        users = [u for u, lib in enumerate(libraries) if len(lib) >= 2]
+        return texts, libraries, np.array(users, dtype=np.int64)
+    if variant == "abstract":
+        keep = np.array([i for i, p in enumerate(papers) if p.get("abstract")], dtype=np.int64)
+        new_id = np.full(len(papers), -1, dtype=np.int64)
+        new_id[keep] = np.arange(len(keep))
+        texts = [(papers[i]["title"] or "") + "\n" + papers[i]["abstract"] for i in keep]
+        libs = []
+        for lib in libraries:
+            mapped = new_id[lib[lib < len(papers)]]
+            libs.append(np.sort(mapped[mapped >= 0]))
+        users = [u for u, lib in enumerate(libs) if len(lib) >= MIN_ABSTRACT_LIBRARY]
+        return texts, libs, np.array(users, dtype=np.int64)
+    raise ValueError(f"unknown variant {variant!r}; expected 'title' or 'abstract'")
+
+
+def split_library(library: np.ndarray, seed: int, variant: str, user: int):
+    """(train, test) item ids: HOLDOUT of the library (>= 1 paper) held out, seeded per user."""
+    rng = np.random.default_rng([seed, _VARIANT_CODES.get(variant, 0), user])
+    perm = rng.permutation(library)
+    n_test = max(1, int(round(HOLDOUT * len(library))))
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+# --------------------------------------------------------------------------------------------
+# methods: each is a factory (corpus context) -> scorer(train item ids, user) -> scores (n_items,)
+
+
+def _tfidf_matrix(texts: list[str]):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    params = dict(TFIDF_PARAMS)
+    # The arxiv-sanity-lite df cut-offs assume a big corpus; keep them valid on tiny ones.
+    if len(texts) < 50:
+        params.update(min_df=1, max_df=1.0)
+    return TfidfVectorizer(**params).fit_transform(texts)
+
+
+def _svm_scores(X, train: np.ndarray) -> np.ndarray:
+    from sklearn.svm import LinearSVC
+
+    y = np.zeros(X.shape[0], dtype=np.int64)
+    y[train] = 1
+    clf = LinearSVC(**SVM_PARAMS)
+    clf.fit(X, y)
+    return clf.decision_function(X)
+
+
+def paperbot_scores(
+    vectors: np.ndarray, train: np.ndarray, candidates: np.ndarray, background, **kwargs
+) -> np.ndarray:
+    """score_candidates for a profile of 'like' signals (the training papers), on `candidates`."""
+    signals = [
+        ranking.Signal(vector=vectors[i], label=str(i), kind="like", paper_id=str(i)) for i in train
+    ]
+    return ranking.score_candidates(signals, vectors[candidates], background, **kwargs).scores
+
+
+def _evaluate_variant(
+    texts: list[str],
+    vectors: np.ndarray,
+    libraries: list[np.ndarray],
+    eligible: np.ndarray,
+    users: int | None,
+    seed: int,
+    variant: str,
+    methods: Iterable[str],
+    progress=None,
+    paperbot_kwargs: dict | None = None,
+) -> tuple[dict, dict]:
+    n_items = len(texts)
+    methods = list(methods)
+    splits = {int(u): split_library(libraries[u], seed, variant, int(u)) for u in eligible}
+    sample_rng = np.random.default_rng([seed, _VARIANT_CODES.get(variant, 0), 1_000_003])
+    if users is not None and users < len(eligible):
+        chosen = np.sort(sample_rng.choice(eligible, size=users, replace=False))
+    else:
+        chosen = np.asarray(eligible)
+    popularity = np.zeros(n_items, dtype=np.float64)
+    for train, _ in splits.values():
+        popularity[train] += 1.0
+    bg_rng = np.random.default_rng([seed, _VARIANT_CODES.get(variant, 0), 7])
+    if n_items > BACKGROUND_SIZE:
+        bg_idx = np.sort(bg_rng.choice(n_items, size=BACKGROUND_SIZE, replace=False))
+    else:
+        bg_idx = np.arange(n_items)
+    background = ranking.prepare_background(vectors[bg_idx])
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    tfidf = _tfidf_matrix(texts) if "tfidf-svm" in methods else None
+    timings["tfidf-svm"] = time.perf_counter() - t0
+
+    sums = {m: np.zeros(3) for m in methods}
+    all_items = np.arange(n_items)
+    for count, user in enumerate(chosen):
+        train, test = splits[int(user)]
+        candidates = np.setdiff1d(all_items, train, assume_unique=True)
+        for method in methods:
+            t = time.perf_counter()
+            if method == "random":
+                rng = np.random.default_rng([seed, _VARIANT_CODES.get(variant, 0), int(user), 99])
+                scores = rng.random(len(candidates))
+            elif method == "popular":
+                # Ties broken by a fixed, seeded jitter (smaller than one library).
+                rng = np.random.default_rng([seed, _VARIANT_CODES.get(variant, 0), int(user), 98])
+                scores = popularity[candidates] + 0.5 * rng.random(len(candidates))
+            elif method == "tfidf-svm":
+                scores = _svm_scores(tfidf, train)[candidates]
+            elif method == "centroid":
+                centre = vectors[train].mean(axis=0)
+                centre /= max(np.linalg.norm(centre), 1e-12)
+                scores = vectors[candidates] @ centre
+            elif method == "paperbot":
+                scores = paperbot_scores(
+                    vectors, train, candidates, background, **(paperbot_kwargs or {})
+                )
+            else:
+                raise ValueError(f"unknown method {method!r}")
+            top = candidates[_top_k(np.asarray(scores, dtype=np.float64), 50)]
+            sums[method] += _metrics(top, test)
+            timings[method] = timings.get(method, 0.0) + time.perf_counter() - t
+        if progress is not None:
+            progress(variant, count + 1, len(chosen))
+    n = max(len(chosen), 1)
+    results = {m: {k: float(v) for k, v in zip(METRICS, sums[m] / n)} for m in methods}
+    meta = {
+        "users_evaluated": int(len(chosen)),
+        "users_eligible": int(len(eligible)),
+        "items": int(n_items),
+        "mean_test_size": float(np.mean([len(splits[int(u)][1]) for u in chosen])) if len(chosen) else 0.0,
+        "seconds": {m: round(s, 2) for m, s in timings.items()},
+    }
+    return results, meta
+
+
+def run_evaluation(
+    data_dir: str | Path = DEFAULT_DATA_DIR,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+    users: int | None = DEFAULT_USERS,
+    seed: int = 0,
+    variants=("title", "abstract"),
+    progress=None,
+    methods: Iterable[str] = METHODS,
+    paperbot_kwargs: dict | None = None,
+) -> dict:
+    """Evaluate every method on each variant; {variant: {method: {metric: value}}, "meta": {...}}.
+
+    `embed(texts)` must return L2-normalised float32 vectors (n, d); it is called once per variant
+    with all of the variant's texts. `users` = number of users sampled (seeded) per variant, None
+    for all eligible users. `progress(variant, done, total)` is called after each user.
+    """
+    if embed is None:
+        raise ValueError("run_evaluation needs embed=callable(list[str]) -> (n, d) float32 array")
+    started = time.perf_counter()
+    papers, libraries = load_citeulike(data_dir)
+    out: dict = {}
+    meta: dict = {"seed": seed, "holdout": HOLDOUT, "users_requested": users,
+                  "min_abstract_library": MIN_ABSTRACT_LIBRARY, "variants": {}}
+    for variant in variants:
+        texts, libs, eligible = build_variant(papers, libraries, variant)
+        t = time.perf_counter()
+        vectors = np.asarray(embed(texts), dtype=np.float32)
+        if vectors.shape[0] != len(texts):
+            raise ValueError(f"embed returned {vectors.shape[0]} vectors for {len(texts)} texts")
+        embed_seconds = time.perf_counter() - t
+        results, vmeta = _evaluate_variant(
+            texts, vectors, libs, eligible, users, seed, variant, methods, progress, paperbot_kwargs
+        )
+        vmeta["embed_seconds"] = round(embed_seconds, 2)
+        out[variant] = results
+        meta["variants"][variant] = vmeta
+    meta["total_seconds"] = round(time.perf_counter() - started, 2)
+    out["meta"] = meta
+    return out
+
+
+def format_table(results: dict) -> str:
+    """Methods as rows, (variant, metric) as columns; the best value of each column marked *."""
+    variants = [v for v in results if v != "meta"]
+    if not variants:
+        return "(no results)"
+    methods: list[str] = []
+    for v in variants:
+        for m in results[v]:
+            if m not in methods:
+                methods.append(m)
+    header = ["method"] + [f"{v} {metric}" for v in variants for metric in METRICS]
+    best = {
+        (v, metric): max(results[v][m][metric] for m in results[v]) for v in variants for metric in METRICS
+    }
+    rows = []
+    for m in methods:
+        row = [m]
+        for v in variants:
+            for metric in METRICS:
+                value = results[v].get(m, {}).get(metric)
+                if value is None:
+                    row.append("-")
+                else:
+                    mark = "*" if value == best[(v, metric)] else " "
+                    row.append(f"{value:.4f}{mark}")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    meta = results.get("meta")
+    if meta:
+        for v in variants:
+            vm = meta.get("variants", {}).get(v, {})
+            if vm:
+                secs = ", ".join(f"{k} {s:.1f}s" for k, s in vm.get("seconds", {}).items())
+                lines.append(
+                    f"{v}: {vm['users_evaluated']} of {vm['users_eligible']} eligible users "
+                    f"(seeded sample, seed={meta.get('seed')}), {vm['items']} papers, "
+                    f"holdout {meta.get('holdout'):.0%} (mean {vm['mean_test_size']:.1f} test papers); "
+                    f"embed {vm.get('embed_seconds', 0):.1f}s; {secs}"
+                )
+        if "total_seconds" in meta:
+            lines.append(f"total {meta['total_seconds']:.1f}s")
+    return "\n".join(lines)
