@@ -3,22 +3,30 @@
 Pure numpy, no I/O. A person is a list of :class:`Signal` (topics they subscribed to, papers they
 liked / saved / disliked); candidates are normalised embeddings (n, d).
 
-Method (see :func:`score_candidates`):
+Method (:func:`score_candidates`):
 
-1. Interest similarity -- every topic and every liked/saved paper is its own interest vector.
-   A candidate's interest score is a soft maximum (temperature ``TEMPERATURE``) of its cosine to
-   the interests, each weighted by kind (save > like = topic) and by time decay (half-life
-   ``HALF_LIFE_DAYS``). A person with two distant interests gets candidates near either one.
-2. Learned per-person linear model, once there are ``MIN_POSITIVES_FOR_MODEL`` liked/saved
-   papers: a regularised LDA / whitened-centroid direction ``w = (S_bg + lambda I)^-1 (mu_pos -
-   mu_bg)``, the person's (weighted) positives against a background sample of the corpus. The
-   background statistics (mean, inverse covariance) are shared by everybody and cached, so a
-   person costs two mat-vec products.
-3. Both parts are put on the same scale (z-scores against the background sample) and blended;
-   dislikes subtract a penalty for candidates close to disliked papers. An optional popularity
-   prior (e.g. number of people in the workspace who liked the paper) can be added.
+1. Interests -- every topic and every liked/saved paper is its own interest vector (a
+   nearest-neighbour set, not one average). A candidate's cosine to each interest is turned into a
+   z-score against a background sample of the corpus (how unusually close it is to *that*
+   interest), and the interests are combined by a weighted soft maximum
+   ``T log sum_i w_i exp(z_i / T)``; w_i = kind weight (save 2, like 1, topic 1) x time decay
+   (half-life ``HALF_LIFE_DAYS``). A person with two distant interests gets papers near either one,
+   and the interest with the largest term is the candidate's *reason*.
+2. Learned per-person linear model, once there are ``MIN_POSITIVES_FOR_MODEL`` liked/saved papers
+   (arxiv-sanity's per-user classifier, in closed form): the regularised LDA direction
+   ``w = (S_bg + lambda I)^-1 (mu_pos - mu_bg)`` of the person's (weighted) positives against the
+   background. The background mean and inverse covariance are shared by everybody and cached
+   (:func:`prepare_background`), so a person costs one d x d mat-vec.
+3. Both parts are z-scores against the background, blended ``(1 - MODEL_WEIGHT) * interest +
+   MODEL_WEIGHT * model``. Each dislike j subtracts ``DISLIKE_PENALTY * w_j * max(0, z_j -
+   DISLIKE_MARGIN)`` (z_j: the candidate's z-scored cosine to it, w_j its time decay), so only
+   papers unusually close to something disliked are pushed down, and an area disliked several
+   times (three chemistry papers) is pushed down more than the neighbour of a single dislike.
+   An optional popularity input (e.g. how many people in the workspace liked the paper) adds
+   ``popularity_weight * log1p(count)``.
 
-:func:`mmr` re-ranks the scored candidates with maximal marginal relevance.
+Constants were tuned on CiteULike-a with seed 1 (see ``recommender/evaluate.py``) and reported on
+seed 0. :func:`mmr` re-ranks the scored candidates with maximal marginal relevance.
 """
 
 from __future__ import annotations
@@ -29,18 +37,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-HALF_LIFE_DAYS = 120.0          # feedback loses half its weight every 120 days
-KIND_WEIGHTS = {"topic": 1.0, "like": 1.0, "save": 2.0}   # positive kinds
+HALF_LIFE_DAYS = 120.0           # feedback loses half its weight every 120 days
+KIND_WEIGHTS = {"topic": 1.0, "like": 1.0, "save": 2.0}   # weights of the positive kinds
 DISLIKE_WEIGHT = 1.0
-TEMPERATURE = 0.05              # soft-max temperature over interest cosines
-MIN_POSITIVES_FOR_MODEL = 5     # liked/saved papers needed before the learned model is used
-MODEL_WEIGHT = 0.5              # blend weight of the learned model (interest similarity: 1 - it)
-RIDGE = 0.01                    # lambda added to the background covariance (relative to its trace/d)
-DISLIKE_PENALTY = 1.0           # z-units subtracted per unit of (z-scored) dislike similarity
-POPULARITY_WEIGHT = 0.0         # default weight of the optional popularity prior
+TEMPERATURE = 1.0                # soft-max temperature, in background z-score units
+MIN_POSITIVES_FOR_MODEL = 5      # liked/saved papers needed before the learned model is used
+MODEL_WEIGHT = 0.5               # blend weight of the learned model (interests get 1 - it)
+RIDGE = 1.0                      # lambda = RIDGE * trace(S_bg) / d, added to S_bg
+DISLIKE_PENALTY = 1.0            # score units subtracted per z-unit of closeness to a dislike...
+DISLIKE_MARGIN = 1.0             # ...beyond this many background standard deviations
+POPULARITY_WEIGHT = 0.2          # weight of log1p(popularity) when `popularity` is passed
+BACKGROUND_CACHE_SIZE = 4
 
 POSITIVE_KINDS = ("topic", "like", "save")
 PAPER_KINDS = ("like", "save")
+KINDS = POSITIVE_KINDS + ("dislike",)
 
 
 @dataclass
@@ -57,32 +68,35 @@ class Signal:
 @dataclass
 class Scored:
     scores: np.ndarray          # (n,) relevance of each candidate, higher is better
-    reasons: np.ndarray         # (n,) index into `signals` of the top contributing positive (-1: none)
+    reasons: np.ndarray         # (n,) index into `signals` of the top positive (-1: none)
 
 
 class Background:
-    """Statistics of a sample of corpus vectors, shared by every person (compute once, reuse)."""
+    """Statistics of a sample of corpus vectors, shared by every person: compute once, reuse."""
 
     def __init__(self, vectors: np.ndarray, ridge: float | None = None):
         ridge = RIDGE if ridge is None else ridge
         x = np.asarray(vectors, dtype=np.float64)
-        if x.ndim != 2 or len(x) < 2:
-            raise ValueError("background must be a (m >= 2, d) array of vectors")
-        self.vectors = x.astype(np.float32)
+        if x.ndim != 2 or len(x) == 0:
+            raise ValueError("background must be a non-empty (m, d) array of vectors")
+        d = x.shape[1]
+        self.vectors = np.ascontiguousarray(x, dtype=np.float32)
         self.mean = x.mean(axis=0)
         centred = x - self.mean
         cov = centred.T @ centred / len(x)
-        d = cov.shape[0]
         lam = ridge * np.trace(cov) / d
+        if lam <= 1e-12:                       # a single vector (or identical ones)
+            lam = 1.0 / d
         self.precision = np.linalg.inv(cov + lam * np.eye(d))
 
 
 _BACKGROUND_CACHE: "OrderedDict[tuple, Background]" = OrderedDict()
 
 
-def prepare_background(vectors: np.ndarray | Background | None) -> Background | None:
-    """A (cached) :class:`Background` for `vectors`; pass the result around to skip hashing."""
-    if vectors is None or isinstance(vectors, Background):
+def prepare_background(vectors: np.ndarray | Background) -> Background:
+    """The :class:`Background` of `vectors`, cached by content (pass the result around to skip
+    even the hashing)."""
+    if isinstance(vectors, Background):
         return vectors
     arr = np.ascontiguousarray(vectors, dtype=np.float32)
     key = (arr.shape, RIDGE, hashlib.blake2b(arr.tobytes(), digest_size=16).hexdigest())
@@ -90,7 +104,7 @@ def prepare_background(vectors: np.ndarray | Background | None) -> Background | 
     if hit is None:
         hit = Background(arr)
         _BACKGROUND_CACHE[key] = hit
-        while len(_BACKGROUND_CACHE) > 4:
+        while len(_BACKGROUND_CACHE) > BACKGROUND_CACHE_SIZE:
             _BACKGROUND_CACHE.popitem(last=False)
     else:
         _BACKGROUND_CACHE.move_to_end(key)
@@ -98,21 +112,43 @@ def prepare_background(vectors: np.ndarray | Background | None) -> Background | 
 
 
 def decay(age_days: float | np.ndarray) -> np.ndarray:
-    """Weight multiplier of feedback that is `age_days` old (1 now, 1/2 after HALF_LIFE_DAYS)."""
-    return np.power(0.5, np.maximum(np.asarray(age_days, dtype=np.float64), 0.0) / HALF_LIFE_DAYS)
+    """Weight multiplier of feedback `age_days` old: 1 now, 1/2 after HALF_LIFE_DAYS."""
+    age = np.maximum(np.asarray(age_days, dtype=np.float64), 0.0)
+    return np.power(0.5, age / HALF_LIFE_DAYS)
 
 
-def _soft_max(sims: np.ndarray, log_weights: np.ndarray, temperature: float) -> np.ndarray:
-    """temperature * log sum_i w_i exp(sims_i / temperature), over the last axis (stable)."""
-    z = sims / temperature + log_weights
-    top = z.max(axis=-1, keepdims=True)
-    return temperature * (top[..., 0] + np.log(np.exp(z - top).sum(axis=-1)))
+def _soft_max(z: np.ndarray, log_weights: np.ndarray, temperature: float) -> np.ndarray:
+    """temperature * log sum_i w_i exp(z_i / temperature) over the last axis, computed stably."""
+    a = z / temperature + log_weights
+    top = a.max(axis=-1, keepdims=True)
+    return temperature * (top[..., 0] + np.log(np.exp(a - top).sum(axis=-1)))
 
 
-def _zscore(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    mu = reference.mean()
-    sd = reference.std()
-    return (values - mu) / (sd if sd > 1e-9 else 1.0)
+def _standardise(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """z-scores of `values` against the distribution of `reference` (column-wise if 2-d)."""
+    mu = reference.mean(axis=0)
+    sd = reference.std(axis=0)
+    return (values - mu) / np.where(sd > 1e-9, sd, 1.0)
+
+
+def _stack(signals: list[Signal], idx: list[int], d: int) -> np.ndarray:
+    rows = [np.asarray(signals[i].vector, dtype=np.float32).reshape(-1) for i in idx]
+    for i, row in zip(idx, rows):
+        if row.shape[0] != d:
+            raise ValueError(f"signal {i} has dimension {row.shape[0]}, candidates have {d}")
+    return np.stack(rows)
+
+
+def _closeness(cand, ref, vectors, weights, temperature):
+    """Soft-max over signals of per-signal z-scored cosines, for candidates and background;
+    also the per-candidate argmax signal (row of `vectors`)."""
+    logw = np.log(np.maximum(weights, 1e-12))
+    z_ref = ref @ vectors.T                       # (m, p)
+    z = _standardise(cand @ vectors.T, z_ref)     # (n, p)
+    z_ref = _standardise(z_ref, z_ref)
+    agg = _standardise(_soft_max(z, logw, temperature), _soft_max(z_ref, logw, temperature))
+    top = np.argmax(z / temperature + logw, axis=1)
+    return agg, top
 
 
 def score_candidates(
@@ -121,78 +157,69 @@ def score_candidates(
     background: np.ndarray | Background | None = None,
     popularity: np.ndarray | None = None,
     *,
-    temperature: float = TEMPERATURE,
+    popularity_weight: float = POPULARITY_WEIGHT,
     model_weight: float = MODEL_WEIGHT,
     min_positives: int = MIN_POSITIVES_FOR_MODEL,
-    dislike_penalty: float = DISLIKE_PENALTY,
-    popularity_weight: float = POPULARITY_WEIGHT,
-    whiten: bool = False,
-    exemplar_z: bool = False,
+    temperature: float = TEMPERATURE,
 ) -> Scored:
     """Relevance of each candidate (n, d) for the person described by `signals`.
 
-    `background` is a sample of corpus vectors (or a prepared :class:`Background`); without it the
-    candidates themselves serve as the background. `popularity` (n,) is an optional count of how
-    many people (in the workspace) liked each candidate; it is used only if popularity_weight > 0.
-    Scores are comparable across candidates (and across calls with the same background).
+    `background`: a sample of corpus vectors (or a :class:`Background` from
+    :func:`prepare_background`) -- the negatives of the learned model and the reference
+    distribution that puts all parts on one scale. Without it the candidates serve as background.
+    Pass the same background for everybody: its statistics are computed once and cached.
+    `popularity`: optional (n,) count of people (e.g. in the workspace) who liked each candidate;
+    it adds ``popularity_weight * log1p(count)``.
+    A candidate's score depends only on that candidate (not on the other candidates) once the
+    background is fixed, so scores are comparable across candidates and across calls.
     """
     cand = np.asarray(candidates, dtype=np.float32)
     if cand.ndim != 2:
         raise ValueError("candidates must be a (n, d) array")
-    n = cand.shape[0]
-    reasons = np.full(n, -1, dtype=np.int64)
-    pos_idx = [i for i, s in enumerate(signals) if s.kind in POSITIVE_KINDS]
-    neg_idx = [i for i, s in enumerate(signals) if s.kind == "dislike"]
-    unknown = [s.kind for s in signals if s.kind not in POSITIVE_KINDS and s.kind != "dislike"]
+    n, d = cand.shape
+    unknown = sorted({s.kind for s in signals if s.kind not in KINDS})
     if unknown:
-        raise ValueError(f"unknown signal kind(s): {sorted(set(unknown))}")
+        raise ValueError(f"unknown signal kind(s) {unknown}; expected one of {KINDS}")
+    scores = np.zeros(n, dtype=np.float64)
+    reasons = np.full(n, -1, dtype=np.int64)
     if n == 0:
-        return Scored(np.zeros(0, dtype=np.float64), reasons)
-    if background is None:
-        background = cand
-    bg = prepare_background(background)
+        return Scored(scores, reasons)
+    bg = prepare_background(cand if background is None else background)
+    if bg.vectors.shape[1] != d:
+        raise ValueError(f"background has dimension {bg.vectors.shape[1]}, candidates have {d}")
     ref = bg.vectors
 
-    scores = np.zeros(n, dtype=np.float64)
-    if pos_idx:
-        P = np.stack([np.asarray(signals[i].vector, dtype=np.float32) for i in pos_idx])
-        w = np.array(
-            [KIND_WEIGHTS[signals[i].kind] * decay(signals[i].age_days) for i in pos_idx]
+    pos = [i for i, s in enumerate(signals) if s.kind in POSITIVE_KINDS]
+    if pos:
+        P = _stack(signals, pos, d)
+        w = np.array([KIND_WEIGHTS[signals[i].kind] for i in pos]) * decay(
+            [signals[i].age_days for i in pos]
         )
-        logw = np.log(np.maximum(w, 1e-12))
-        Q = (P - bg.mean) @ bg.precision if whiten else P
-        sims = cand @ Q.T                                   # (n, p)
-        sims_ref = ref @ Q.T
-        if exemplar_z:
-            mu, sd = sims_ref.mean(axis=0), sims_ref.std(axis=0)
-            sd = np.where(sd > 1e-9, sd, 1.0)
-            sims = (sims - mu) / sd
-            sims_ref = (sims_ref - mu) / sd
-        interest = _soft_max(sims, logw, temperature)
-        interest_ref = _soft_max(sims_ref, logw, temperature)
-        scores = _zscore(interest, interest_ref)
-        reasons = np.asarray(pos_idx, dtype=np.int64)[np.argmax(sims / temperature + logw, axis=1)]
+        scores, top = _closeness(cand, ref, P, w, temperature)
+        reasons = np.asarray(pos, dtype=np.int64)[top]
 
-        paper_rows = [j for j, i in enumerate(pos_idx) if signals[i].kind in PAPER_KINDS]
-        if len(paper_rows) >= min_positives and model_weight > 0:
-            wp = w[paper_rows]
-            mu_pos = (wp[:, None] * P[paper_rows]).sum(axis=0) / wp.sum()
-            direction = bg.precision @ (mu_pos - bg.mean)
-            model = _zscore(cand @ direction, ref @ direction)
+        papers = [j for j, i in enumerate(pos) if signals[i].kind in PAPER_KINDS]
+        if len(papers) >= min_positives and model_weight > 0:
+            wp = w[papers]
+            mu_pos = (wp[:, None] * P[papers]).sum(axis=0) / wp.sum()
+            direction = (bg.precision @ (mu_pos - bg.mean)).astype(np.float32)
+            model = _standardise(cand @ direction, ref @ direction)
             scores = (1.0 - model_weight) * scores + model_weight * model
 
-    if neg_idx and dislike_penalty > 0:
-        N = np.stack([np.asarray(signals[i].vector, dtype=np.float32) for i in neg_idx])
-        wn = np.array([DISLIKE_WEIGHT * decay(signals[i].age_days) for i in neg_idx])
-        logwn = np.log(np.maximum(wn, 1e-12))
-        dis = _soft_max(cand @ N.T, logwn, temperature)
-        dis_ref = _soft_max(ref @ N.T, logwn, temperature)
-        # Only candidates closer to a dislike than a typical paper is are pushed down.
-        scores = scores - dislike_penalty * np.maximum(_zscore(dis, dis_ref), 0.0)
+    neg = [i for i, s in enumerate(signals) if s.kind == "dislike"]
+    if neg and DISLIKE_PENALTY > 0:
+        N = _stack(signals, neg, d)
+        wn = DISLIKE_WEIGHT * decay([signals[i].age_days for i in neg])
+        z_ref = ref @ N.T
+        z = _standardise(cand @ N.T, z_ref)          # how unusually close to each dislike
+        excess = np.maximum(z - DISLIKE_MARGIN, 0.0) * wn
+        scores = scores - DISLIKE_PENALTY * excess.sum(axis=1)
 
-    if popularity is not None and popularity_weight > 0:
-        pop = np.log1p(np.maximum(np.asarray(popularity, dtype=np.float64), 0.0))
-        scores = scores + popularity_weight * pop
+    if popularity is not None and popularity_weight:
+        pop = np.asarray(popularity, dtype=np.float64).reshape(-1)
+        if pop.shape[0] != n:
+            raise ValueError(f"popularity has {pop.shape[0]} entries for {n} candidates")
+        scores = scores + popularity_weight * np.log1p(np.maximum(pop, 0.0))
     return Scored(scores=scores, reasons=reasons)
 
 
