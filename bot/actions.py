@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 
 from recommender import PaperNotFound, Recommender, Result
 
 from .commands import HELP, Command
+from .ingest_loop import seq_reached_by
+from .scheduler.due import next_due, zone
+from .scheduler.schedules import ScheduleStore
+from .scheduler.settings import Clock, system_clock
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +39,10 @@ class Reply:
 
 
 class Actions:
-    def __init__(self, recommender: Recommender):
+    def __init__(self, recommender: Recommender, now: Clock = system_clock):
         self.rec = recommender
+        self.now = now
+        self.schedules = ScheduleStore(recommender.store.r, recommender.store.prefix)
 
     def run(self, command: Command, who: Who) -> Reply:
         handler = getattr(self, "do_" + command.name.replace(" ", "_").replace("-", "_"), None)
@@ -123,15 +130,47 @@ class Actions:
             return Reply("You haven't saved any papers yet (react 🔖 to one).")
         return Reply("Your saved papers:\n" + "\n".join(f"• {s['title']} {s['url']}" for s in saved))
 
+    # -- daily posts ----------------------------------------------------------------------
     def do_channel_time(self, command: Command, who: Who) -> Reply:
-        self._channel(who)
-        return Reply(f"{command.time:%H:%M} {command.tz} is a valid time, but daily channel posts "
-                     "are not available yet, so nothing was changed. Until they are, use `digest` "
-                     "for picks, or `channel subscribe <topic>` to set this channel's topics now.")
+        schedule = self._schedule(self._channel(who), "channel", command)
+        text = f"This channel's daily picks: {schedule.describe()}{self._next_post(schedule)}."
+        if not self.rec.topics(schedule.target):
+            text += (" It follows no topics yet, so there is nothing to pick: add one with "
+                     "`channel subscribe <topic>`.")
+        return Reply(text, ephemeral=False)
 
     def do_channel_off(self, command: Command, who: Who) -> Reply:
-        self._channel(who)
-        return Reply("There is nothing to turn off: daily channel posts are not available yet.")
+        if not self.schedules.disable(self._channel(who), self.now()):
+            return Reply("This channel has no daily picks to turn off.")
+        return Reply("This channel's daily picks are off. `channel time HH:MM <time zone>` "
+                     "turns them on again.", ephemeral=False)
+
+    def do_dm(self, command: Command, who: Who) -> Reply:
+        schedule = self._schedule(who.person, "dm", command)
+        text = (f"Your picks will come as a direct message: {schedule.describe()}"
+                f"{self._next_post(schedule)}.")
+        if not self.rec.topics(who.person):
+            text += " You follow no topics yet: add one with `subscribe <topic>`."
+        return Reply(text)
+
+    def do_dm_off(self, command: Command, who: Who) -> Reply:
+        if not self.schedules.disable(who.person, self.now()):
+            return Reply("You have no daily direct message to turn off.")
+        return Reply("Your daily direct message is off. `dm HH:MM <time zone>` turns it on again.")
+
+    def _schedule(self, target: str, kind: str, command: Command):
+        now = self.now()
+        # a new schedule's first post takes the papers of the last day
+        first = seq_reached_by(self.rec.store.r, self.rec.store.prefix, time.time() - 86400)
+        return self.schedules.set(target, kind, now=now, time=command.time, tz=command.tz,
+                                  after_seq=first)
+
+    def _next_post(self, schedule) -> str:
+        when = next_due(schedule.time, schedule.tz, schedule.days, self.now())
+        if when is None:
+            return ""
+        local = when.astimezone(zone(schedule.tz))
+        return f" (next: {local:%a} {local.day} {local:%b} {local:%H:%M})"
 
     def do_forget_me(self, command: Command, who: Who) -> Reply:
         if command.text != "confirm":

@@ -1,4 +1,4 @@
-"""The `paperbot` command line: ingest, search, similar, console, and the rest as they land.
+"""The `paperbot` command line: ingest, search, similar, people, schedule, console, serve.
 
 Every failure a person can cause or meet (Redis down, a source down, a bad id) ends in one
 clear line on stderr and a non-zero exit, never a traceback.
@@ -228,7 +228,7 @@ def forget(who: str, yes: bool) -> None:
 @main.command("eval")
 @click.option("--data", "data_dir", default="../shared/data", show_default=True,
               type=click.Path(file_okay=False), help="The folder that holds citeulike/.")
-@click.option("--users", default=600, show_default=True, type=click.IntRange(min=0),
+@click.option("--users", default=2000, show_default=True, type=click.IntRange(min=0),
               help="Users sampled (seeded) per variant; 0 evaluates every eligible user.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True,
@@ -298,14 +298,20 @@ def _load_starter_papers(rec: Recommender) -> None:
 def console(user: str, offline: bool) -> None:
     """Chat with paperbot in the terminal, with the same commands as Slack and Discord."""
     from .console import run_console
+    from .ingest_loop import IngestSettings
+    from .scheduler import SchedulerSettings, clock_from_env
 
+    try:
+        settings, now, ingest = SchedulerSettings.from_env(), clock_from_env(), IngestSettings.from_env()
+    except ValueError as exc:
+        _fail(f"bad setting: {exc}")
     with open_recommender() as rec:
         if offline:
             if len(rec) == 0:
                 rec.add_papers(_demo_papers())
         else:
             _load_starter_papers(rec)
-        run_console(rec, user)
+        run_console(rec, user, now=now, settings=settings, ingest=ingest)
 
 
 @main.command()
@@ -315,27 +321,37 @@ def console(user: str, offline: bool) -> None:
 @click.option("--port", default=3000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--discord", is_flag=True, help="Run the Discord bot (default when DISCORD_TOKEN is set).")
 def serve(slack_http: bool, host: str, port: int, discord: bool) -> None:
-    """Run the chat adapters that are configured, in one process."""
+    """Run the configured chat adapters, the daily-post scheduler and the periodic ingestion
+    (PAPERBOT_SOURCES) in one process, with a health endpoint (PAPERBOT_HEALTH_PORT)."""
     import asyncio
     import functools
     import os
 
     from dotenv import load_dotenv
 
+    from .health import HealthSettings
+    from .ingest_loop import IngestSettings
+    from .scheduler import SchedulerSettings, clock_from_env
     from .serve import serve as serve_adapters
 
     load_dotenv(override=False)   # tokens may be in .env: read it before choosing the adapters
     adapters = {}
+    posters: dict = {}   # filled by the adapters once connected; the scheduler posts through them
     try:  # settings are checked before the model loads, so a missing token fails at once
         if slack_http or os.environ.get("SLACK_APP_TOKEN"):
             from .slack import SlackConfig, run_slack
 
             SlackConfig.from_env(os.environ, http=slack_http)
-            adapters["slack"] = functools.partial(run_slack, http=slack_http, host=host, port=port)
+            adapters["slack"] = functools.partial(run_slack, http=slack_http, host=host, port=port,
+                                                  posters=posters)
         if discord or os.environ.get("DISCORD_TOKEN"):
             from .discord_bot import DiscordSettings, run_discord
 
-            adapters["discord"] = functools.partial(run_discord, settings=DiscordSettings.from_env())
+            adapters["discord"] = functools.partial(run_discord, settings=DiscordSettings.from_env(),
+                                                    posters=posters)
+        options = dict(posters=posters, scheduler_settings=SchedulerSettings.from_env(),
+                       ingest_settings=IngestSettings.from_env(),
+                       health_settings=HealthSettings.from_env(), now=clock_from_env())
     except ValueError as exc:
         _fail(str(exc))
     if not adapters:
@@ -343,9 +359,101 @@ def serve(slack_http: bool, host: str, port: int, discord: bool) -> None:
               "use --slack-http, or set DISCORD_TOKEN. See the README.")
     with open_recommender() as rec:
         try:
-            asyncio.run(serve_adapters(rec, adapters))
-        except ValueError as exc:  # a token the platform refused
+            asyncio.run(serve_adapters(rec, adapters, **options))
+        except ValueError as exc:  # a token the platform refused, a port in use
             _fail(str(exc))
+
+
+@main.command()
+@click.option("--user", "who", help="The channel (or, with --dm, the person) as a scoped key, "
+              "e.g. slack:T0123:C0456.")
+@click.option("--time", "at", help="Local posting time, HH:MM.")
+@click.option("--tz", help="IANA time zone, e.g. Europe/Berlin (default UTC for a new schedule).")
+@click.option("-k", "--k", type=click.IntRange(1, 10), help="Papers per post (default 5).")
+@click.option("--days", help="Days of the week: mon-fri (default), daily, mon,wed,fri …")
+@click.option("--empty", type=click.Choice(["skip", "note"]),
+              help="A day without new papers: skip it, or post a one-line note "
+                   "(default: PAPERBOT_EMPTY_DAY).")
+@click.option("--dm", "is_dm", is_flag=True, help="--user is a person: a daily DM digest.")
+@click.option("--off", is_flag=True, help="Turn the daily post off.")
+@click.option("--list", "show", is_flag=True, help="List the enabled schedules.")
+@click.option("--json", "as_json", is_flag=True, help="With --list: a JSON array.")
+def schedule(who: str | None, at: str | None, tz: str | None, k: int | None, days: str | None,
+             empty: str | None, is_dm: bool, off: bool, show: bool, as_json: bool) -> None:
+    """Set, change, turn off or list daily posts (what `channel time` and `dm` do in chat,
+    plus the number of papers, the days and the empty-day behaviour)."""
+    from .scheduler import ScheduleStore, system_clock
+    from .scheduler.schedules import Schedule
+
+    with open_redis() as (client, settings):
+        store = ScheduleStore(client, settings.prefix)
+        if show:
+            schedules = store.all()
+            if as_json:
+                click.echo(json.dumps([s.to_dict() for s in schedules], indent=2))
+            for item in [] if as_json else schedules:
+                click.echo(f"{item.target}  {item.kind:7} {item.describe()}")
+            if not schedules and not as_json:
+                click.echo("No daily posts are scheduled.")
+            return
+        if not who:
+            _fail("--user is required (or --list)")
+        who = _check_who(who)
+        if off:
+            click.echo(f"{who}: daily post off" if store.disable(who, system_clock())
+                       else f"{who} had no daily post")
+            return
+        when = None
+        if at is not None:
+            try:
+                when = dt.datetime.strptime(at, "%H:%M").time()
+            except ValueError:
+                _fail(f"--time must be HH:MM, like 09:00, not {at!r}")
+        old = store.get(who)
+        kind = "dm" if is_dm else (old.kind if old else "channel")
+        try:
+            result: Schedule = store.set(who, kind, now=system_clock(), time=when, tz=tz, k=k,
+                                         days=days, empty=empty, after_seq=_first_post_seq(client, settings))
+        except ValueError as exc:
+            _fail(str(exc))
+        click.echo(f"{who}: {result.kind} post {result.describe()}"
+                   + (f", empty days: {result.empty}" if result.empty else ""))
+
+
+def _first_post_seq(client, settings) -> float:
+    """Where a new schedule's first post starts: the papers of the last day."""
+    import time
+
+    from .ingest_loop import seq_reached_by
+
+    return seq_reached_by(client, settings.prefix, time.time() - 86400)
+
+
+@contextlib.contextmanager
+def open_redis():
+    """Redis alone (no model): for commands that only read or write settings."""
+    from recommender.config import Settings
+    from recommender.store import connect
+
+    try:
+        settings = Settings.from_env()
+        client, embedded = connect(settings)
+    except StoreUnavailable as exc:
+        _fail(str(exc))
+    except ValueError as exc:
+        _fail(f"bad setting: {exc}")
+    try:
+        yield client, settings
+    except Exception as exc:  # redis errors after connecting
+        import redis
+
+        if isinstance(exc, redis.RedisError):
+            _fail(f"Redis failed: {exc}")
+        raise
+    finally:
+        client.close()
+        if embedded is not None:
+            embedded.stop()
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ USAGE = {
     "channel unsubscribe": "channel unsubscribe <topic> — remove a topic from this channel",
     "channel time": "channel time HH:MM <IANA time zone> — when this channel's picks are posted",
     "channel off": "channel off — stop this channel's daily picks",
+    "dm": "dm HH:MM <IANA time zone> — your own picks as a daily direct message",
+    "dm off": "dm off — stop your daily direct message",
     "help": "help — this list",
 }
 HELP = "Commands (type them after /papers):\n" + "\n".join(f"• {u}" for u in USAGE.values())
@@ -62,6 +64,8 @@ def parse(text: str) -> Command:
         return Command("help")
     if head == "channel":
         return _parse_channel(rest)
+    if head == "dm":
+        return Command("dm off") if rest.lower() == "off" else _parse_time(rest, "dm")
     if head == "forget-me":
         return Command("forget-me", "confirm" if rest.lower() in ("confirm", "yes") else "")
     if head in ("topics", "digest", "profile", "saved"):
@@ -89,18 +93,19 @@ def _parse_channel(rest: str) -> Command:
     if sub == "off":
         return Command("channel off")
     if sub == "time":
-        return _parse_time(arg)
+        return _parse_time(arg, "channel time")
     return _help(f"`channel` needs one of: subscribe, unsubscribe, time, off. {USAGE['channel time']}")
 
 
-def _parse_time(arg: str) -> Command:
+def _parse_time(arg: str, name: str) -> Command:
+    """`HH:MM <zone>` (the zone defaults to UTC) for `channel time` and `dm`."""
     when, _, zone = arg.partition(" ")
     match = re.fullmatch(r"(\d{1,2}):(\d{2})", when)
     if not match or int(match[1]) > 23 or int(match[2]) > 59:
-        return _help(f"I need a time like 09:00. {USAGE['channel time']}")
+        return _help(f"I need a time like 09:00. {USAGE[name]}")
     zone = zone.strip() or "UTC"
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         return _help(f"'{zone[:60]}' is not an IANA time zone (e.g. Europe/Berlin, America/New_York).")
-    return Command("channel time", time=dt.time(int(match[1]), int(match[2])), tz=zone)
+    return Command(name, time=dt.time(int(match[1]), int(match[2])), tz=zone)

@@ -76,7 +76,7 @@ def cli_env(redis_url, prefix, tmp_path):
     """Environment for running the `paperbot` command against this test's Redis and prefix."""
     env = dict(os.environ)
     env.update(REDIS_URL=redis_url, PAPERBOT_PREFIX=prefix, PAPERBOT_DATA_DIR=str(tmp_path / "data"),
-               HF_HUB_OFFLINE="1")
+               HF_HUB_OFFLINE="1", PAPERBOT_HEALTH_PORT="0")   # no fixed port: tests run side by side
     return env
 
 

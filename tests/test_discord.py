@@ -135,7 +135,8 @@ async def test_login_ready_and_commands_synced_to_the_test_server(fake, bot):
     [papers] = fake.commands[str(fake.guild_id)]
     subcommands = {o["name"]: o for o in papers["options"]}
     assert set(subcommands) == {"search", "similar", "subscribe", "unsubscribe", "topics",
-                                "digest", "profile", "saved", "forget-me", "channel", "help"}
+                                "digest", "profile", "saved", "forget-me", "channel", "dm", "help"}
+    assert {o["name"] for o in subcommands["dm"]["options"]} == {"on", "off"}
     channel_group = {o["name"]: o for o in subcommands["channel"]["options"]}
     assert subcommands["channel"]["type"] == 2
     assert set(channel_group) == {"subscribe", "unsubscribe", "time", "off"}
@@ -274,12 +275,16 @@ async def test_channel_settings_need_manage_channels(fake, bot, rec):
     assert [c["value"] for c in zones.callbacks[0]["data"]["choices"]] == ["Europe/Berlin"]
     assert "Manage Channels" in (await ask(fake, "channel", "time", time="09:00")).text
     later = await ask(fake, "channel", "time", time="09:00", timezone="Europe/Berlin", **moderator)
-    assert "09:00 Europe/Berlin is a valid time" in later.text and "not available yet" in later.text
+    assert "This channel's daily picks: 09:00 Europe/Berlin, mon-fri, 5 papers" in later.text
+    assert not private(later.visible[0])                  # the channel sees its schedule
     bad_zone = await ask(fake, "channel", "time", time="09:00", timezone="Mars/Olympus", **moderator)
     assert "'Mars/Olympus' is not an IANA time zone" in bad_zone.text   # the shared parser's words
     bad_time = await ask(fake, "channel", "time", time="9h", **moderator)
     assert "I need a time like 09:00" in bad_time.text
-    assert "not available yet" in (await ask(fake, "channel", "off", **moderator)).text
+    assert "daily picks are off" in (await ask(fake, "channel", "off", **moderator)).text
+    dm = await ask(fake, "dm", "on", time="07:30", timezone="Asia/Tokyo")
+    assert "Your picks will come as a direct message: 07:30 Asia/Tokyo" in dm.text and private(dm.visible[0])
+    assert "`/papers dm on`" in (await ask(fake, "dm", "off")).text
     assert "Manage Channels" in (await ask(fake, "channel", "off")).text
 
 

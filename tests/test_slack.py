@@ -246,10 +246,19 @@ async def test_every_subcommand_answers_over_http(slack, rec):
     assert "Unfollowed “speech recognition”" in texts(await s.answer("chunsub"))
     assert rec.topics(LAB) == [] and rec.topics(ALICE) == ["graph neural networks"]
 
-    for text in ["channel time 09:00 Europe/Berlin", "channel off"]:
-        await s.command(text, text[:12].replace(" ", "-"))
-        answer = await s.answer(text[:12].replace(" ", "-"))
-        assert answer["response_type"] == "ephemeral" and "not available yet" in texts(answer)
+    await s.command("channel time 09:00 Europe/Berlin", "chtime")
+    answer = await s.answer("chtime")   # the channel's schedule is the channel's news
+    assert answer["response_type"] == "in_channel"
+    assert "This channel's daily picks: 09:00 Europe/Berlin, mon-fri, 5 papers" in texts(answer)
+    await s.command("channel off", "choff")
+    answer = await s.answer("choff")
+    assert answer["response_type"] == "in_channel" and "daily picks are off" in texts(answer)
+    await s.command("dm 07:30 Asia/Tokyo", "dm")
+    answer = await s.answer("dm")
+    assert answer["response_type"] == "ephemeral"
+    assert "Your picks will come as a direct message: 07:30 Asia/Tokyo" in texts(answer)
+    await s.command("dm off", "dmoff")
+    assert "direct message is off" in texts(await s.answer("dmoff"))
     await s.command("channel time 25:00 Mars/Base", "badtime")
     assert "I need a time like 09:00" in texts(await s.answer("badtime"))
 

@@ -7,6 +7,7 @@ and reactions as feedback — the same commands and recommender as Slack and the
 - `replies.py`         answering within Discord's deadlines: direct, or defer then follow up
 - `render.py`          paper embeds, persistent feedback buttons, text made safe to show
 - `feedback.py`        reactions and button clicks → feedback on a paper
+- `daily_posts.py`     `DiscordPoster`: the scheduler's daily picks into channels and DMs
 - `identity.py`        Discord ids → scoped keys (`discord:<guild>:<user>`)
 
 Setup for a real server: the README, "Add to Discord".

@@ -15,6 +15,7 @@ from discord import app_commands
 from recommender import Recommender
 
 from ..actions import Actions
+from .daily_posts import DiscordPoster
 from .feedback import record_click, record_reaction
 from .render import FeedbackButton
 from .replies import apologise
@@ -91,21 +92,27 @@ def point_discord_at(settings: DiscordSettings) -> None:
 
 
 async def run_discord(rec: Recommender, stop: asyncio.Event,
-                      settings: DiscordSettings | None = None, **client_options: Any) -> None:
+                      settings: DiscordSettings | None = None,
+                      posters: dict[str, Any] | None = None, **client_options: Any) -> None:
     """Log in, serve until `stop` is set, then close the connection and return.
 
     A rejected token or an unreachable API at login is a ValueError with one clear line;
-    after login, discord.py reconnects by itself.
+    after login, discord.py reconnects by itself. The daily-post poster goes into
+    `posters["discord"]` (for the scheduler; it posts once the client is ready).
     """
     settings = settings or DiscordSettings.from_env()
     point_discord_at(settings)
     client = PaperbotDiscord(rec, settings, **client_options)
+    if posters is not None:
+        posters["discord"] = DiscordPoster(client)
     runner = asyncio.create_task(client.start(settings.token), name="discord-client")
     stopper = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopper.cancel()
+        if posters is not None:
+            posters.pop("discord", None)
         await client.close()
     try:
         await asyncio.wait_for(runner, timeout=CLOSE_TIMEOUT)

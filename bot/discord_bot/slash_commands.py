@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SLOW = ("search", "similar", "digest")   # they embed a query or rank papers: defer at once
-PUBLIC = ("search", "similar", "channel subscribe", "channel unsubscribe")
+PUBLIC = ("search", "similar", "channel subscribe", "channel unsubscribe", "channel time",
+          "channel off")
 COMMON_ZONES = ("UTC", "Europe/London", "Europe/Berlin", "Europe/Paris", "America/New_York",
                 "America/Chicago", "America/Los_Angeles", "America/Sao_Paulo", "Asia/Kolkata",
                 "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney")
@@ -41,6 +42,8 @@ Topic = app_commands.Range[str, 1, MAX_TOPIC]
 
 DISCORD_WORDING = {   # where the shared texts name a typed command, say it the Discord way
     "`forget-me confirm`": "`/papers forget-me confirm: True`",
+    "`dm HH:MM <time zone>`": "`/papers dm on`",
+    "`channel time HH:MM <time zone>`": "`/papers channel time`",
 }
 
 
@@ -124,6 +127,23 @@ def papers_group(bot: PaperbotDiscord) -> app_commands.Group:
     @channel.command(name="off", description=about("channel off"))
     async def channel_off(interaction: discord.Interaction) -> None:
         await run_command(bot, interaction, "channel off", channel_setting=True)
+
+    dm = app_commands.Group(name="dm", parent=papers,
+                            description="Your own picks as a daily direct message")
+
+    @dm.command(name="on", description=about("dm"))
+    @app_commands.describe(time="HH:MM, e.g. 09:00", timezone="An IANA time zone, e.g. Europe/Berlin")
+    async def dm_on(interaction: discord.Interaction, time: app_commands.Range[str, 1, 5],
+                    timezone: app_commands.Range[str, 1, 64] = "UTC") -> None:
+        await run_command(bot, interaction, f"dm {time} {timezone}")
+
+    @dm_on.autocomplete("timezone")
+    async def dm_zones(interaction: discord.Interaction, current: str):
+        return [app_commands.Choice(name=z, value=z) for z in zone_matches(current)]
+
+    @dm.command(name="off", description=about("dm off"))
+    async def dm_off(interaction: discord.Interaction) -> None:
+        await run_command(bot, interaction, "dm off")
 
     papers.add_command(_without_options(bot, "help"))
     return papers

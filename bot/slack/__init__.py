@@ -6,13 +6,15 @@ Where things are:
 - `slash_command.py`: `/papers …` → the shared grammar (`bot.commands`) → `bot.actions.Actions`
 - `buttons.py`: 👍 / 👎 / 🔖 / Undo clicks and the forget-me confirmation
 - `reactions.py`: where a reaction on a posted paper becomes stored feedback
-- `posting.py`: `post_papers`, one message per paper, remembered for reactions (also for daily picks)
+- `posting.py`: `post_papers`, one message per paper, remembered for reactions
+- `daily_posts.py`: `SlackPoster`, the scheduler's way to post daily picks (channels and DMs)
 - `blocks.py`: Block Kit rendering and the escaping that keeps user text from pinging anyone
 - `config.py`: SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL
 """
 
 from .app import SlackBot, build_app, run_slack, web_client
 from .config import SlackConfig
+from .daily_posts import SlackPoster
 from .posting import post_papers
 
-__all__ = ["SlackBot", "SlackConfig", "build_app", "post_papers", "run_slack", "web_client"]
+__all__ = ["SlackBot", "SlackConfig", "SlackPoster", "build_app", "post_papers", "run_slack", "web_client"]

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -31,6 +32,7 @@ from recommender import Recommender
 from ..actions import Actions
 from . import buttons, reactions, slash_command
 from .config import SlackConfig
+from .daily_posts import SlackPoster
 from .errors import api_error
 from .inflight import InFlight
 
@@ -152,11 +154,13 @@ class SlackBot:
 
 async def run_slack(rec: Recommender, stop: asyncio.Event, http: bool = False,
                     host: str = "127.0.0.1", port: int = 3000,
-                    env: Mapping[str, str] | None = None) -> None:
+                    env: Mapping[str, str] | None = None,
+                    posters: dict[str, Any] | None = None) -> None:
     """The Slack adapter of `paperbot serve`: runs until `stop` is set.
 
     Socket Mode by default (SLACK_BOT_TOKEN, SLACK_APP_TOKEN); HTTP mode with `http=True`
     (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET). A missing or refused token raises ValueError.
+    Once connected it puts its daily-post poster into `posters["slack"]` (for the scheduler).
     """
     if env is None:
         load_dotenv(override=False)
@@ -164,12 +168,16 @@ async def run_slack(rec: Recommender, stop: asyncio.Event, http: bool = False,
     config = SlackConfig.from_env(env, http=http)
     bot = SlackBot(rec, config)
     try:
-        await bot.check_token()
+        auth = await bot.check_token()
         if http:
             await bot.serve_http(host, port)
         else:
             await bot.connect_socket_mode()
+        if posters is not None:
+            posters["slack"] = SlackPoster(bot.client, auth.get("team_id") or "")
         await stop.wait()
     finally:
+        if posters is not None:
+            posters.pop("slack", None)
         await bot.close()
         log.info("Slack: stopped")

@@ -1,0 +1,228 @@
+"""Periodic ingestion inside `paperbot serve`: read the configured sources on a cadence, and
+keep every replica's index up to date with what any replica stored.
+
+- Every PAPERBOT_INGEST_EVERY (default 1h) one replica reads PAPERBOT_SOURCES
+  (`arxiv:cs.LG,arxiv:cs.CL,hf-daily`) with `read_source` and stores them with
+  `Recommender.add_papers` (in a thread: embedding is CPU work). New text is embedded once;
+  the vector cache is shared through Redis. A lock in Redis, and the time of the last ingest by
+  any replica, keep replicas from all fetching at once.
+- A source that fails (`SourceError`: down, rate-limited, malformed) logs one line; the other
+  sources, and whatever was stored before the failure, are kept.
+- Every PAPERBOT_REFRESH_EVERY (default 60s) every replica calls `Recommender.refresh()`, which
+  reads only papers newer than the ones it has: new papers reach all indexes without a restart.
+
+Keys (P = the prefix):
+
+| key            | type   | holds                                                              |
+|----------------|--------|--------------------------------------------------------------------|
+| P ingest:lock  | string | token of the replica reading the sources now (expires)             |
+| P ingest:last  | hash   | at (unix), by (replica), took (s), results (JSON per source: read/new/embedded, or error) |
+| P ingest:marks | zset   | ingest sequence reached (member) → unix time: where a new schedule's first post starts |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+
+from recommender import Recommender
+from recommender.sources import SourceError, read_source
+
+from .scheduler.settings import parse_duration
+
+log = logging.getLogger(__name__)
+
+MARKS_KEPT_DAYS = 30
+LOCK_SECONDS = 15 * 60
+INGEST_BATCH = 64       # papers per embedding batch: a stop is honoured between batches
+
+
+class _Stopped(Exception):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestSettings:
+    sources: tuple[str, ...] = ()
+    every: float = 3600.0
+    refresh_every: float = 60.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
+        env = os.environ if env is None else env
+        sources = tuple(s.strip() for s in (env.get("PAPERBOT_SOURCES") or "").split(",") if s.strip())
+        every = (env.get("PAPERBOT_INGEST_EVERY") or "").strip()
+        refresh = (env.get("PAPERBOT_REFRESH_EVERY") or "").strip()
+        settings = cls(
+            sources=sources,
+            every=parse_duration(every, "PAPERBOT_INGEST_EVERY") if every else cls.every,
+            refresh_every=(parse_duration(refresh, "PAPERBOT_REFRESH_EVERY") if refresh
+                           else cls.refresh_every))
+        if settings.every < 60:
+            raise ValueError("PAPERBOT_INGEST_EVERY must be at least 1m (the sources are "
+                             "public services: be polite)")
+        for spec in sources:   # a misspelt source fails at start, not an hour later
+            try:
+                read_source(spec)  # checks the spec; fetches nothing until iterated
+            except SourceError as exc:
+                raise ValueError(f"PAPERBOT_SOURCES: {exc}") from None
+        return settings
+
+
+def _key(prefix: str, what: str) -> str:
+    return f"{prefix}ingest:{what}"
+
+
+def seq_reached_by(client: redis.Redis, prefix: str, when: float) -> float:
+    """The ingest sequence the corpus had reached at unix time `when` (0 if unknown): papers
+    after it were ingested later."""
+    rows = client.zrevrangebyscore(_key(prefix, "marks"), when, "-inf", start=0, num=1)
+    return float(rows[0]) if rows else 0.0
+
+
+def ingest_sources(rec: Recommender, sources: list[str] | tuple[str, ...], at: float | None = None,
+                   stop: threading.Event | None = None) -> dict[str, dict[str, Any]]:
+    """Read and store each source; a failing source logs one line and the rest go on. Records
+    the ingest sequence reached at `at` (default now). Runs in a thread."""
+    results: dict[str, dict[str, Any]] = {}
+
+    def progress(_: int) -> None:
+        if stop is not None and stop.is_set():
+            raise _Stopped
+
+    for spec in sources:
+        try:
+            counts = rec.add_papers(read_source(spec), progress=progress, batch=INGEST_BATCH)
+        except SourceError as exc:
+            log.warning("ingest %s: %s", spec, exc)
+            results[spec] = {"error": str(exc)}
+            continue
+        except _Stopped:
+            log.info("ingest %s: stopped between batches; what was stored is kept", spec)
+            results[spec] = {"error": "stopped"}
+            break
+        results[spec] = counts.as_dict()
+        log.info("ingest %s: read %d, new %d, embedded %d", spec, counts.read, counts.new,
+                 counts.embedded)
+    at = time.time() if at is None else at
+    client, prefix = rec.store.r, rec.store.prefix
+    pipe = client.pipeline(transaction=False)
+    pipe.zadd(_key(prefix, "marks"), {repr(_max_seq(rec)): at})
+    pipe.zremrangebyscore(_key(prefix, "marks"), "-inf", at - MARKS_KEPT_DAYS * 86400)
+    pipe.execute()
+    return results
+
+
+def _max_seq(rec: Recommender) -> float:
+    rows = rec.store.r.zrevrange(rec.store.key("papers"), 0, 0, withscores=True)
+    return float(rows[0][1]) if rows else 0.0
+
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class IngestLoop:
+    def __init__(self, rec: Recommender, settings: IngestSettings, replica: str = "paperbot"):
+        self.rec = rec
+        self.settings = settings
+        self.replica = replica
+        self.last_local: dict[str, Any] | None = None
+        self.last_refresh: float | None = None
+        self._stop_thread = threading.Event()
+
+    @property
+    def _r(self) -> redis.Redis:
+        return self.rec.store.r
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self.settings.sources:
+            log.info("ingesting %s every %.0fs", ", ".join(self.settings.sources), self.settings.every)
+        next_ingest = next_refresh = time.monotonic()
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if self.settings.sources and now >= next_ingest:
+                    await self._guarded(self.ingest_if_due(), "ingest")
+                    next_ingest = time.monotonic() + min(self.settings.every, 300)
+                if now >= next_refresh:
+                    await self._guarded(self.refresh(), "refresh")
+                    next_refresh = time.monotonic() + self.settings.refresh_every
+                wait = min(next_refresh, next_ingest if self.settings.sources else next_refresh)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), max(0.05, wait - time.monotonic()))
+        finally:
+            self._stop_thread.set()
+
+    async def _guarded(self, work, what: str) -> None:
+        try:
+            await work
+        except (redis.RedisError, OSError) as exc:
+            log.warning("%s skipped: storage unavailable (%s)", what, exc)
+        except Exception:
+            log.exception("%s failed", what)
+
+    async def refresh(self) -> int:
+        loaded = await asyncio.to_thread(self.rec.refresh)
+        self.last_refresh = time.time()
+        if loaded:
+            log.info("refresh: %d papers stored by other processes are now searchable", loaded)
+        return loaded
+
+    async def ingest_if_due(self) -> bool:
+        """Ingest unless a replica did within the cadence or is doing it now; True if it ran.
+        (`every` itself is checked against the shared last time, so replicas take turns.)"""
+        if not await asyncio.to_thread(self._due):
+            return False
+        lock = _key(self.rec.store.prefix, "lock")
+        token = f"{self.replica}:{uuid.uuid4().hex[:8]}"
+        if not await asyncio.to_thread(self._r.set, lock, token, nx=True, px=LOCK_SECONDS * 1000):
+            return False
+        try:
+            if not await asyncio.to_thread(self._due):   # another replica finished meanwhile
+                return False
+            await self.ingest_now()
+        finally:
+            await asyncio.to_thread(self._r.eval, _RELEASE, 1, lock, token)
+        return True
+
+    def _due(self) -> bool:
+        last = self._r.hget(_key(self.rec.store.prefix, "last"), "at")
+        return last is None or time.time() - float(last) >= self.settings.every * 0.95
+
+    async def ingest_now(self) -> dict[str, Any]:
+        started = time.time()
+        results = await asyncio.to_thread(ingest_sources, self.rec, self.settings.sources,
+                                          None, self._stop_thread)
+        summary = {"at": time.time(), "by": self.replica, "took": round(time.time() - started, 1),
+                   "results": results}
+        await asyncio.to_thread(self._r.hset, _key(self.rec.store.prefix, "last"), mapping={
+            "at": summary["at"], "by": self.replica, "took": summary["took"],
+            "results": json.dumps(results)})
+        self.last_local = summary
+        return summary
+
+    def status(self) -> dict[str, Any]:
+        """The last ingest by any replica (from Redis), and this replica's last refresh."""
+        raw = self._r.hgetall(_key(self.rec.store.prefix, "last"))
+        data = {k.decode(): v.decode() for k, v in raw.items()}
+        last = None
+        if data:
+            last = {"at": float(data["at"]), "by": data.get("by"), "took": float(data.get("took", 0)),
+                    "results": json.loads(data.get("results", "{}")),
+                    "age_seconds": round(time.time() - float(data["at"]))}
+        return {"sources": list(self.settings.sources), "every_seconds": self.settings.every,
+                "last_ingest": last, "last_refresh": self.last_refresh}

@@ -1,0 +1,194 @@
+"""Who gets a daily post, when, and where it is delivered: schedules in Redis.
+
+A target is a channel (`slack:T1:C2`, `discord:<guild>:<channel>`, `console:local:terminal`)
+or a person who opted in to a DM digest (`slack:T1:U2`, `console:local:you`). The platform's
+own id to deliver to is the last part of the key (the channel id, or the user id for a DM).
+
+Keys (P = the prefix; `{target}` is a Redis Cluster hash tag, as in `recommender.people`):
+
+| key                          | type | holds                                                          | written by |
+|------------------------------|------|----------------------------------------------------------------|------------|
+| P {target}:schedule          | hash | kind (channel/dm), time HH:MM, tz, k, days (mon-fri), enabled 0/1, empty (skip/note, or unset: the setting), since (ISO instant the schedule was set: earlier occurrences never fire), after_seq (ingest sequence of the newest paper already considered for a post), dm_channel (Slack DM conversation id, once known), updated | `channel time`/`channel off`/`dm`, `paperbot schedule`, the scheduler (after_seq, dm_channel) |
+| P schedules                  | set  | every target with an enabled schedule                          | same       |
+| P {target}:post:<YYYY-MM-DD> | hash | the ledger entry of that local day: see `ledger.py`            | scheduler  |
+| P {target}:post:<day>:lease  | string | the token of the replica posting it now (expires)            | scheduler  |
+| P ingest:last, ingest:lock, ingest:marks | | see `bot/ingest_loop.py`                             | ingest loop |
+
+`forget-me` deletes a person's `P {person}:*` keys, schedule and ledger included; the registry
+entry that is left behind is dropped the next time the scheduler meets it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import redis
+
+from recommender.people import check_who
+
+from .due import WEEKDAYS, format_days, parse_days, zone
+
+DEFAULT_K = 5
+MAX_K = 10            # a daily post is a short list; one message per paper
+EMPTY_DAY_MODES = ("skip", "note")
+KINDS = ("channel", "dm")
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    target: str
+    kind: str                       # "channel" or "dm"
+    time: dt.time
+    tz: str
+    k: int = DEFAULT_K
+    days: frozenset[int] = WEEKDAYS
+    enabled: bool = True
+    empty: str | None = None        # skip / note; None: the deployment's setting
+    since: dt.datetime | None = None
+    after_seq: float = 0.0
+    dm_channel: str | None = None
+
+    @property
+    def platform(self) -> str:
+        return self.target.split(":", 1)[0]
+
+    @property
+    def workspace(self) -> str:
+        return self.target.split(":", 2)[1]
+
+    @property
+    def deliver_to(self) -> str:
+        """The platform's id: the channel, or the user for a DM."""
+        return self.target.split(":", 2)[2]
+
+    def describe(self) -> str:
+        """`09:00 Europe/Berlin, mon-fri, 5 papers`."""
+        return f"{self.time:%H:%M} {self.tz}, {format_days(self.days)}, {self.k} papers"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "kind": self.kind, "time": f"{self.time:%H:%M}",
+                "tz": self.tz, "k": self.k, "days": format_days(self.days),
+                "enabled": self.enabled, "empty": self.empty,
+                "since": self.since.isoformat() if self.since else None,
+                "after_seq": self.after_seq}
+
+
+def _from_hash(target: str, raw: dict[bytes, bytes]) -> Schedule | None:
+    data = {k.decode(): v.decode() for k, v in raw.items()}
+    if "time" not in data or "tz" not in data:
+        return None
+    hours, minutes = data["time"].split(":")
+    return Schedule(
+        target=target, kind=data.get("kind", "channel"), time=dt.time(int(hours), int(minutes)),
+        tz=data["tz"], k=int(data.get("k", DEFAULT_K)),
+        days=parse_days(data.get("days", "mon-fri")), enabled=data.get("enabled", "1") == "1",
+        empty=data.get("empty") or None,
+        since=dt.datetime.fromisoformat(data["since"]) if data.get("since") else None,
+        after_seq=float(data.get("after_seq", 0) or 0), dm_channel=data.get("dm_channel") or None)
+
+
+class ScheduleStore:
+    def __init__(self, client: redis.Redis, prefix: str = "paperbot:"):
+        self.r = client
+        self.prefix = prefix
+
+    def key(self, target: str, what: str = "schedule") -> str:
+        return f"{self.prefix}{{{check_who(target)}}}:{what}"
+
+    @property
+    def registry(self) -> str:
+        return f"{self.prefix}schedules"
+
+    # -- reading --------------------------------------------------------------------------
+    def get(self, target: str) -> Schedule | None:
+        return _from_hash(target, self.r.hgetall(self.key(target)))
+
+    def targets(self) -> list[str]:
+        return sorted(m.decode() for m in self.r.smembers(self.registry))
+
+    def all(self) -> list[Schedule]:
+        """Every enabled schedule; registry entries whose schedule is gone are dropped."""
+        targets = self.targets()
+        pipe = self.r.pipeline(transaction=False)
+        for target in targets:
+            pipe.hgetall(self.key(target))
+        found = []
+        for target, raw in zip(targets, pipe.execute()):
+            schedule = _from_hash(target, raw)
+            if schedule is None or not schedule.enabled:
+                self.r.srem(self.registry, target)
+            else:
+                found.append(schedule)
+        return found
+
+    # -- writing --------------------------------------------------------------------------
+    def set(self, target: str, kind: str, *, now: dt.datetime, time: dt.time | None = None,
+            tz: str | None = None, k: int | None = None, days: str | frozenset[int] | None = None,
+            empty: str | None = None, after_seq: float | None = None) -> Schedule:
+        """Create or update (and enable) a schedule; what is not given is kept (or defaulted).
+
+        `since` becomes `now`: a time set after today's has passed starts tomorrow.
+        `after_seq` is where a new schedule's first post starts looking for papers.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"a schedule is for a channel or a dm, not {kind!r}")
+        old = self.get(target)
+        if time is None and old is None:
+            raise ValueError("A new schedule needs a time, e.g. 09:00.")
+        if tz is not None:
+            zone(tz)
+        if k is not None and not 1 <= int(k) <= MAX_K:
+            raise ValueError(f"k must be between 1 and {MAX_K}.")
+        if isinstance(days, str):
+            days = parse_days(days)
+        if empty is not None and empty not in EMPTY_DAY_MODES:
+            raise ValueError(f"empty must be one of {', '.join(EMPTY_DAY_MODES)}.")
+        fields: dict[str, Any] = {"kind": kind, "enabled": 1, "since": now.isoformat(),
+                                  "updated": now.isoformat()}
+        if time is not None:
+            fields["time"] = f"{time:%H:%M}"
+        if tz is not None or old is None:
+            fields["tz"] = tz or "UTC"
+        if k is not None or old is None:
+            fields["k"] = int(k or DEFAULT_K)
+        if days is not None or old is None:
+            fields["days"] = format_days(days or WEEKDAYS)
+        if empty is not None:
+            fields["empty"] = empty
+        if old is None or not old.enabled:   # (re)started: the first post takes the last day's papers
+            fields["after_seq"] = max(old.after_seq if old else 0.0, after_seq or 0.0)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.key(target), mapping=fields)
+        pipe.sadd(self.registry, target)
+        pipe.execute()
+        return self.get(target)
+
+    def disable(self, target: str, now: dt.datetime) -> bool:
+        """Turn a schedule off (its settings are kept for a later `time`); False if it was not on."""
+        old = self.get(target)
+        pipe = self.r.pipeline(transaction=True)
+        if old is not None:
+            pipe.hset(self.key(target), mapping={"enabled": 0, "updated": now.isoformat()})
+        pipe.srem(self.registry, target)
+        pipe.execute()
+        return bool(old and old.enabled)
+
+    def advance(self, target: str, after_seq: float) -> None:
+        """The papers up to `after_seq` were considered for a post: the next one starts after."""
+        key = self.key(target)
+        self.r.eval(_RAISE_TO, 1, key, "after_seq", after_seq)
+
+    def remember_dm_channel(self, target: str, channel_id: str) -> None:
+        if self.r.exists(self.key(target)):
+            self.r.hset(self.key(target), "dm_channel", channel_id)
+
+
+# after_seq only ever grows: a replica finishing an old post late can't send the next one back
+_RAISE_TO = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local old = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > old then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1
+"""

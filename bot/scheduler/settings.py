@@ -1,0 +1,121 @@
+"""The scheduler's settings, from the environment (every one is in `.env.example`), and its clock.
+
+| variable                    | default | meaning                                                     |
+|-----------------------------|---------|-------------------------------------------------------------|
+| PAPERBOT_SCHEDULER_TICK     | 30s     | how often due posts are looked for                          |
+| PAPERBOT_CATCHUP_HOURS      | 6       | a post missed while every replica was down is still made this long after its time |
+| PAPERBOT_EMPTY_DAY          | skip    | a day without new papers: `skip`, or `note` (a one-line message) |
+| PAPERBOT_POST_LEASE_SECONDS | 120     | a replica's hold on a post it is sending; a dead replica's post is taken over after it |
+| PAPERBOT_CHANNEL_INTERVAL   | 1.1s    | at least this long between two messages in one channel (Slack: ~1/s) |
+| PAPERBOT_POST_RATE          | 5       | messages per second across all channels of one replica      |
+| PAPERBOT_POST_CONCURRENCY   | 4       | channels posted to at the same time by one replica          |
+| PAPERBOT_FAKE_NOW           | unset   | TESTS ONLY: the clock reads this ISO instant at PAPERBOT_FAKE_NOW_AT (unix time, default: start) and runs on from there |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+
+Clock = Callable[[], dt.datetime]
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*", re.IGNORECASE)
+_UNIT = {None: 1, "ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, name: str) -> float:
+    """`30`, `30s`, `5m`, `1h`, `250ms` → seconds."""
+    match = _DURATION.fullmatch(text or "")
+    if not match:
+        raise ValueError(f"{name} must be a duration like 30s, 5m or 1h, not {text[:40]!r}")
+    return float(match[1]) * _UNIT[(match[2] or "").lower() or None]
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def fake_clock(start: dt.datetime, at: float | None = None) -> Clock:
+    """A clock that read `start` at unix time `at` (default: now) and runs at real speed.
+    Processes given the same `start` and `at` share one fake timeline."""
+    anchor = time.time() if at is None else at
+    start = start if start.tzinfo else start.replace(tzinfo=dt.timezone.utc)
+    return lambda: start + dt.timedelta(seconds=time.time() - anchor)
+
+
+def clock_from_env(env: Mapping[str, str] | None = None) -> Clock:
+    env = os.environ if env is None else env
+    fake = (env.get("PAPERBOT_FAKE_NOW") or "").strip()
+    if not fake:
+        return system_clock
+    try:
+        start = dt.datetime.fromisoformat(fake.replace("Z", "+00:00"))
+        at = float(env["PAPERBOT_FAKE_NOW_AT"]) if env.get("PAPERBOT_FAKE_NOW_AT") else None
+    except ValueError:
+        raise ValueError(f"PAPERBOT_FAKE_NOW must be an ISO instant (tests only), not {fake[:40]!r}") from None
+    return fake_clock(start, at)
+
+
+@dataclasses.dataclass(frozen=True)
+class SchedulerSettings:
+    tick: float = 30.0
+    catchup: dt.timedelta = dt.timedelta(hours=6)
+    empty_day: str = "skip"
+    lease_seconds: float = 120.0
+    channel_interval: float = 1.1
+    post_rate: float = 5.0
+    concurrency: int = 4
+    send_attempts: int = 3          # tries of one message before the post is retried later
+    retry_backoff: float = 2.0      # seconds before the 2nd try, doubling
+    retry_later: float = 300.0      # after the tries ran out: the next attempt, seconds later
+    drain_seconds: float = 10.0     # on stop, how long a post under way may take to finish
+
+    @property
+    def send_timeout(self) -> float:
+        """A send taking longer is abandoned (in doubt) well before the lease could expire, so
+        no other replica can take over while it might still land."""
+        return self.lease_seconds / 3
+
+    @property
+    def retry_deadline(self) -> dt.timedelta:
+        """A started post is retried this long after its due time, then given up as failed."""
+        return max(self.catchup, dt.timedelta(hours=1))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SchedulerSettings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            return (env.get(name) or "").strip() or None
+
+        def number(name: str, default: float, low: float = 0) -> float:
+            value = get(name)
+            if value is None:
+                return default
+            try:
+                parsed = float(value)
+            except ValueError:
+                raise ValueError(f"{name} must be a number, not {value[:40]!r}") from None
+            if parsed < low:
+                raise ValueError(f"{name} must be at least {low}, not {value}")
+            return parsed
+
+        empty = (get("PAPERBOT_EMPTY_DAY") or cls.empty_day).lower()
+        if empty not in ("skip", "note"):
+            raise ValueError(f"PAPERBOT_EMPTY_DAY must be skip or note, not {empty[:20]!r}")
+        tick = get("PAPERBOT_SCHEDULER_TICK")
+        interval = get("PAPERBOT_CHANNEL_INTERVAL")
+        return cls(
+            tick=max(0.05, parse_duration(tick, "PAPERBOT_SCHEDULER_TICK")) if tick else cls.tick,
+            catchup=dt.timedelta(hours=number("PAPERBOT_CATCHUP_HOURS", 6)),
+            empty_day=empty,
+            lease_seconds=number("PAPERBOT_POST_LEASE_SECONDS", cls.lease_seconds, 1),
+            channel_interval=(parse_duration(interval, "PAPERBOT_CHANNEL_INTERVAL") if interval
+                              else cls.channel_interval),
+            post_rate=number("PAPERBOT_POST_RATE", cls.post_rate, 0.01),
+            concurrency=int(number("PAPERBOT_POST_CONCURRENCY", cls.concurrency, 1)),
+        )
