@@ -10,10 +10,13 @@ import dataclasses
 import logging
 import time
 
-from recommender import PaperNotFound, Recommender, Result
+import redis
+
+from recommender import PaperNotFound, Recommender, Result, StoreUnavailable
 
 from .commands import HELP, Command
 from .ingest_loop import seq_reached_by
+from .limits import EXPENSIVE, RateLimiter
 from .scheduler.due import next_due, zone
 from .scheduler.schedules import ScheduleStore
 from .scheduler.settings import Clock, system_clock
@@ -21,6 +24,9 @@ from .scheduler.settings import Clock, system_clock
 log = logging.getLogger(__name__)
 
 DEFAULT_K = 5
+# Redis is down or unreachable: what every adapter answers as "temporarily unavailable". A
+# connection that breaks mid-run raises redis-py's own errors, not StoreUnavailable.
+STORE_DOWN = (StoreUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,15 +45,22 @@ class Reply:
 
 
 class Actions:
-    def __init__(self, recommender: Recommender, now: Clock = system_clock):
+    def __init__(self, recommender: Recommender, now: Clock = system_clock,
+                 limiter: RateLimiter | None = None):
         self.rec = recommender
         self.now = now
         self.schedules = ScheduleStore(recommender.store.r, recommender.store.prefix)
+        self.limiter = limiter or RateLimiter(recommender.store.r, recommender.store.prefix)
 
     def run(self, command: Command, who: Who) -> Reply:
         handler = getattr(self, "do_" + command.name.replace(" ", "_").replace("-", "_"), None)
         if handler is None:
             return self.do_help(command, who)
+        if command.name in EXPENSIVE:
+            wait = self.limiter.check(who.person)
+            if wait:
+                log.info("rate limit: %s asked too often (%s)", who.person, command.name)
+                return Reply(self.limiter.slow_down(wait))
         try:
             return handler(command, who)
         except (PaperNotFound, ValueError) as exc:
@@ -177,6 +190,7 @@ class Actions:
             return Reply("This deletes your topics, feedback and history from paperbot, for good. "
                          "To go ahead, send `forget-me confirm`.")
         self.rec.forget(who.person)
+        self.limiter.forget(who.person)
         return Reply("Done: paperbot has forgotten everything about you.")
 
     def react(self, who: Who, paper_id: str, kind: str) -> Reply:

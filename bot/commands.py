@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MAX_QUERY = 300   # characters of a search query
 MAX_TOPIC = 100   # characters of a topic
+MAX_ZONE = 64     # characters of an IANA time zone name (the longest is ~32)
 
 USAGE = {
     "search": "search <query> — papers matching a query",
@@ -105,7 +106,9 @@ def _parse_time(arg: str, name: str) -> Command:
         return _help(f"I need a time like 09:00. {USAGE[name]}")
     zone = zone.strip() or "UTC"
     try:
+        if len(zone) > MAX_ZONE:   # no IANA name is this long; the file lookup would fail (OSError)
+            raise ValueError(zone)
         ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return _help(f"'{zone[:60]}' is not an IANA time zone (e.g. Europe/Berlin, America/New_York).")
     return Command(name, time=dt.time(int(match[1]), int(match[2])), tz=zone)

@@ -18,9 +18,9 @@ import threading
 from collections.abc import Callable
 from typing import TextIO
 
-from recommender import Recommender, StoreUnavailable
+from recommender import Recommender
 
-from .actions import Actions, Reply, Who
+from .actions import STORE_DOWN, Actions, Reply, Who
 from .commands import parse
 from .ingest_loop import IngestLoop, IngestSettings
 from .render_text import render_reply, render_result
@@ -52,8 +52,8 @@ class ConsoleSession:
             if reaction:
                 return self._react(_EMOJI.get(reaction[1], reaction[1].lower()), int(reaction[2]))
             reply = self.actions.run(parse(line), self.who)
-        except StoreUnavailable:
-            log.exception("Redis unavailable while handling a console command")
+        except STORE_DOWN as exc:
+            log.warning("storage unavailable while handling a console command: %s", exc)
             return "paperbot's storage is temporarily unavailable; please try again in a moment."
         except Exception:
             log.exception("console command failed: %r", line[:200])

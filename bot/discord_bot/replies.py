@@ -14,18 +14,14 @@ import logging
 from collections.abc import Callable
 
 import discord
-import redis
 
-from recommender import StoreUnavailable
-
-from ..actions import Reply
+from ..actions import STORE_DOWN, Reply
 from .render import feedback_view, paper_embed, safe_text
 
 log = logging.getLogger(__name__)
 
 QUICK_SECONDS = 1.5
 NO_PINGS = discord.AllowedMentions.none()
-STORE_DOWN = (StoreUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 UNAVAILABLE = "paperbot's storage is temporarily unavailable; please try again in a moment."
 SORRY = "Sorry, something went wrong with that; it has been logged for the operator."
 

@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from recommender import StoreUnavailable
+from ..actions import STORE_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ async def answered_errors(respond: Callable[..., Awaitable[Any]], what: str) -> 
     """Turn any exception inside into an ephemeral apology (via `respond`) and a logged traceback."""
     try:
         yield
-    except StoreUnavailable as exc:
+    except STORE_DOWN as exc:
         log.warning("Slack %s: storage unavailable: %s", what, exc)
         await say_privately(respond, UNAVAILABLE)
     except Exception:

@@ -15,9 +15,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from recommender import StoreUnavailable
-
-from ..actions import Actions, Who
+from ..actions import STORE_DOWN, Actions, Who
 from .blocks import escape
 from .errors import SORRY, api_error
 from .identity import channel_key, person_key, workspace_id
@@ -31,6 +29,7 @@ REACTION_KINDS = {
     "bookmark": "save",
 }
 KIND_ORDER = ("dislike", "like", "save")   # re-applied in this order after a retraction
+STORE_RETRY_DELAYS = (0.5, 2.0)   # a Redis blip: retry before telling the person it was lost
 
 
 def reaction_kind(name: str) -> str | None:
@@ -57,29 +56,41 @@ async def record_reaction(actions: Actions, client, context, event: dict[str, An
         return
     team = workspace_id(context)
     who = Who(person_key(team, event["user"]), channel_key(team, item["channel"]))
-    try:
-        paper_id = await asyncio.to_thread(actions.rec.paper_of_post, who.channel, item["ts"])
-        if paper_id is None:
-            return   # not one of paperbot's papers
-        log.info("slack reaction %s %s on %s from %s", "added" if added else "removed", kind,
-                 paper_id, who.person)
-        if added:
-            reply = await asyncio.to_thread(actions.react, who, paper_id, kind)
-        else:
-            still = await _kinds_still_shown(client, item, event["user"])
-            if kind in still:   # ❤️ removed but 👍 still there: still a like
-                return
-            reply = await asyncio.to_thread(_retract, actions, who, paper_id, still)
-        log.debug("reaction stored: %s", reply.text)
-    except StoreUnavailable as exc:
-        log.warning("reaction not stored, storage unavailable: %s", exc)
-        await _tell(client, item["channel"], event["user"],
-                    "paperbot's storage is temporarily unavailable, so your "
-                    f":{escape(event['reaction'])}: reaction was not recorded. "
-                    "Please remove it and react again in a few minutes.")
-    except Exception:
-        log.exception("Slack reaction failed")
-        await _tell(client, item["channel"], event["user"], SORRY)
+    for delay in (*STORE_RETRY_DELAYS, None):   # feedback is idempotent: a retry stores it once
+        try:
+            await _store_reaction(actions, client, item, event, who, kind, added)
+        except STORE_DOWN as exc:
+            if delay is not None:
+                log.warning("reaction not stored yet, storage unavailable (retry in %ss): %s",
+                            delay, exc)
+                await asyncio.sleep(delay)
+                continue
+            log.warning("reaction not stored, storage unavailable: %s", exc)
+            await _tell(client, item["channel"], event["user"],
+                        "paperbot's storage is temporarily unavailable, so your "
+                        f":{escape(event['reaction'])}: reaction was not recorded. "
+                        "Please remove it and react again in a few minutes.")
+        except Exception:
+            log.exception("Slack reaction failed")
+            await _tell(client, item["channel"], event["user"], SORRY)
+        return
+
+
+async def _store_reaction(actions: Actions, client, item: dict[str, Any], event: dict[str, Any],
+                          who: Who, kind: str, added: bool) -> None:
+    paper_id = await asyncio.to_thread(actions.rec.paper_of_post, who.channel, item["ts"])
+    if paper_id is None:
+        return   # not one of paperbot's papers
+    log.info("slack reaction %s %s on %s from %s", "added" if added else "removed", kind,
+             paper_id, who.person)
+    if added:
+        reply = await asyncio.to_thread(actions.react, who, paper_id, kind)
+    else:
+        still = await _kinds_still_shown(client, item, event["user"])
+        if kind in still:   # ❤️ removed but 👍 still there: still a like
+            return
+        reply = await asyncio.to_thread(_retract, actions, who, paper_id, still)
+    log.debug("reaction stored: %s", reply.text)
 
 
 def _retract(actions: Actions, who: Who, paper_id: str, still: set[str]):
