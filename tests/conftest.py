@@ -97,3 +97,18 @@ def demo(rec, demo_corpus):
     rec.store.put_vectors(rec.embedder.tag, [p.content_hash for p in papers], vectors)
     assert rec.add_papers(papers).embedded == 0
     return {p.id: p for p in papers}
+
+
+@pytest.fixture
+async def discord_fake(monkeypatch):
+    """A fake Discord (REST + gateway) on 127.0.0.1; discord.py's endpoints are restored after."""
+    import discord
+
+    from fake_discord import FakeDiscord
+
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
+                        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    server = await FakeDiscord().start()
+    yield server
+    await server.close()

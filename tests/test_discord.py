@@ -35,14 +35,8 @@ MODERATOR = 1002
 
 
 @pytest.fixture
-async def fake(monkeypatch):
-    # run_discord points discord.py's class attributes at the fake; put them back afterwards.
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
-                        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-    server = await FakeDiscord().start()
-    yield server
-    await server.close()
+def fake(discord_fake):
+    return discord_fake
 
 
 class RunningBot:

@@ -99,16 +99,6 @@ async def test_slack_refusals_and_rate_limits(rec, demo, slack_fake):
 
 
 # -- Discord ------------------------------------------------------------------------------------
-@pytest.fixture
-async def discord_fake(monkeypatch):
-    from fake_discord import FakeDiscord
-
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
-                        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-    server = await FakeDiscord().start()
-    yield server
-    await server.close()
 
 
 async def test_discord_daily_posts_are_embeds_with_buttons_and_nonces(rec, demo, discord_fake):
