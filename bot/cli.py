@@ -268,6 +268,23 @@ def eval_command(data_dir: str, users: int, seed: int, as_json: bool) -> None:
                err=True)
 
 
+@main.command("bench")
+@click.option("--quick", is_flag=True, help="Small samples and synthetic corpora (< 3 min): "
+              "the CI smoke check.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+@click.option("--data", "data_dir", default="../shared/data", show_default=True,
+              type=click.Path(file_okay=False), help="The folder that holds arxiv/; without it "
+              "every benchmark runs on synthetic data (and says so).")
+def bench_command(quick: bool, as_json: bool, data_dir: str) -> None:
+    """Benchmarks against this machine's limits: embedding, cold start, search, daily
+    fan-out, chat latency, memory; each figure with its floor measured in the same run."""
+    try:
+        from bench.run import run as run_bench
+    except ImportError as exc:
+        _fail(f"the benchmarks live in bench/ of a source checkout ({exc})")
+    sys.exit(run_bench(data_dir, quick, as_json))
+
+
 def _demo_papers():
     from recommender.sources.files import read_file
 

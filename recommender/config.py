@@ -28,7 +28,7 @@ class Settings:
     prefix: str = "paperbot:"
     model: str = DEFAULT_MODEL
     device: str | None = None
-    batch_size: int = 64
+    batch_size: int = 32
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
