@@ -319,6 +319,28 @@ class Recommender:
         exclude = self.people.shown(channel) | {pid for _, pid, _ in members}
         return self._picks(signals, k, since, candidates, exclude)
 
+    def seen_any(self, who: str, paper_ids: Iterable[str], channel: bool = False) -> bool:
+        """Whether any of `paper_ids` was shown to `who` or reacted to (by them, or for a
+        channel by its members): what `recommend` and `picks_for_channel` exclude. Lets picks
+        chosen a while ago be checked before they are posted."""
+        ids = list(paper_ids)
+        if not ids:
+            return False
+        who = check_who(who)
+        pipe = self.store.r.pipeline(transaction=False)
+        pipe.zmscore(self.people.key(who, "shown"), ids)
+        if channel:
+            pipe.hkeys(self.people.key(who, "member_feedback"))
+        else:
+            pipe.hmget(self.people.key(who, "feedback"), ids)
+        shown, feedback = pipe.execute()
+        if any(score is not None for score in shown):
+            return True
+        if channel:
+            reacted = {field.decode().split(" ", 1)[1] for field in feedback}
+            return not reacted.isdisjoint(ids)
+        return any(state is not None for state in feedback)
+
     def _topic_signals(self, who: str, label: str) -> list[Signal]:
         topics = self.people.topics(who)
         vectors, _ = self._embed_cached(topics)

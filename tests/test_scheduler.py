@@ -305,6 +305,46 @@ async def test_many_channels_are_paced(rec, demo):
     print(f"15 messages to 5 channels in {took:.2f} s")
 
 
+async def test_posts_due_together_are_chosen_together_as_one_by_one(rec, demo):
+    """Targets due at the same tick get their picks from one batch (`picks_for_many`): the
+    same picks as `picks_for_channel` / `recommend` one by one; a pick shown to its target
+    between the batch and its turn to post (here: while the first target is being posted) is
+    not posted: that target's picks are chosen again."""
+    clock = SimClock(at("2026-06-08T09:00Z"))
+    platform = FakePlatform(clock)
+    ids = list(demo)
+    channels = {"slack:T1:CGNN": "graph neural networks", "slack:T1:CSPEECH": "speech recognition",
+                "slack:T1:CROBOT": "robot learning"}
+    people = {"slack:T1:UANN": "diffusion models", "slack:T1:UBOB": "language models"}
+    for target, topic in channels.items():
+        schedule(rec, target, clock, topic=topic)
+    for target, topic in people.items():
+        schedule(rec, target, clock, topic=topic, kind="dm")
+    for pid in ids[:3]:
+        rec.record_feedback("slack:T1:UANN", pid, "like")
+    rec.record_feedback("slack:T1:UBOB", ids[3], "dislike")
+    expected = {t: [r.paper.id for r in rec.picks_for_channel(t, k=3, candidates=ids)]
+                for t in channels}
+    expected |= {t: [r.paper.id for r in rec.recommend(t, k=3, candidates=ids)] for t in people}
+    assert all(len(v) == 3 for v in expected.values())
+    scheduler, poster = make_scheduler(rec, platform, clock, concurrency=1)
+    first, late = "slack:T1:CGNN", "slack:T1:UBOB"
+    real_send = poster.send
+
+    async def send(delivery, item):   # while the first target posts, `late` is shown a pick
+        if delivery.target == first:
+            rec.mark_shown(late, expected[late][:1])
+        return await real_send(delivery, item)
+    poster.send = send
+    assert {o for _, _, o in await scheduler.tick()} == {"done"}
+    for target, picks in expected.items():
+        posted = [m.item for m in platform.of(target)]
+        if target == late:
+            assert expected[late][0] not in posted and len(set(posted)) == 3   # chosen again
+        else:
+            assert posted == picks, target
+
+
 # -- setting schedules --------------------------------------------------------------------------
 def test_chat_commands_set_and_stop_daily_posts(rec, demo):
     from bot.console import ConsoleSession

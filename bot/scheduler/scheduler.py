@@ -56,6 +56,15 @@ class DuePost:
     due: dt.datetime
 
 
+@dataclasses.dataclass(frozen=True)
+class Chosen:
+    """A post's picks chosen with the others due at the same tick (`_choose_together`)."""
+
+    picks: list[Result]
+    upto: float
+    new_papers: int
+
+
 def header_for(schedule: Schedule, day: dt.date, count: int) -> str:
     whose = "this channel" if schedule.kind == "channel" else "you"
     papers = "paper" if count == 1 else "papers"
@@ -91,6 +100,7 @@ class Scheduler:
         self.ledger = PostLedger(rec.store.r, rec.store.prefix, self.settings.lease_seconds)
         self._pacer: Pacer | None = None
         self._active: set[tuple[str, dt.date]] = set()
+        self._chosen: dict[tuple[str, dt.date], Chosen] = {}
         self._stopping = False
         self.counts: dict[str, int] = {}
         self.last_tick: dt.datetime | None = None
@@ -133,13 +143,44 @@ class Scheduler:
             self._pacer = Pacer(self.settings.channel_interval, self.settings.post_rate)
         due = [d for d in await asyncio.to_thread(self._find_due)
                if (d.schedule.target, d.day) not in self._active]
+        if len(due) > 1:
+            try:
+                self._chosen = await asyncio.to_thread(self._choose_together, due)
+            except Exception:   # each post then chooses its own, and reports its own errors
+                log.exception("choosing the picks of %d due posts together failed", len(due))
         gate = asyncio.Semaphore(self.settings.concurrency)
 
         async def one(post: DuePost) -> tuple[str, dt.date, str]:
             async with gate:
                 return post.schedule.target, post.day, await self._post(post)
 
-        return list(await asyncio.gather(*(one(d) for d in due)))
+        try:
+            return list(await asyncio.gather(*(one(d) for d in due)))
+        finally:
+            self._chosen = {}
+
+    def _choose_together(self, due: list[DuePost]) -> dict[tuple[str, dt.date], Chosen]:
+        """The picks of every post due now, in one batch (`Recommender.picks_for_many`: the
+        same picks as one by one, a few matrix products instead of a loop when many channels
+        and people share a posting time). Each post still claims its lease and freezes on its
+        own; `_freeze` uses these picks if nothing in them was shown or reacted to meanwhile."""
+        self.rec.refresh()   # papers other replicas ingested
+        groups: dict[tuple[float, int], list[DuePost]] = {}
+        for post in due:
+            groups.setdefault((post.schedule.after_seq, post.schedule.k), []).append(post)
+        chosen = {}
+        for (after_seq, k), posts in groups.items():
+            fresh = self.rec.store.paper_ids(after_seq)
+            ids = [pid for pid, _ in fresh]
+            upto = fresh[-1][1] if fresh else after_seq
+            picks = self.rec.picks_for_many(
+                [p.schedule.target for p in posts if p.schedule.kind != "channel"],
+                [p.schedule.target for p in posts if p.schedule.kind == "channel"],
+                k=k, candidates=ids) if ids else {}
+            for post in posts:
+                chosen[post.schedule.target, post.day] = Chosen(
+                    picks.get(post.schedule.target, []), upto, len(ids))
+        return chosen
 
     def _poster_for(self, schedule: Schedule) -> Poster | None:
         poster = self.posters.get(schedule.platform)
@@ -234,13 +275,18 @@ class Scheduler:
         schedule = post.schedule
 
         def choose() -> tuple[list[Result], float, int, list[str]]:
+            topics = self.rec.topics(schedule.target)
+            early = self._chosen.pop((schedule.target, post.day), None)
+            if early is not None and not self.rec.seen_any(
+                    schedule.target, [r.paper.id for r in early.picks], schedule.kind == "channel"):
+                return early.picks, early.upto, early.new_papers, topics
             self.rec.refresh()   # papers other replicas ingested
             fresh = self.rec.store.paper_ids(schedule.after_seq)
             ids = [pid for pid, _ in fresh]
             upto = fresh[-1][1] if fresh else schedule.after_seq
             picks_of = self.rec.picks_for_channel if schedule.kind == "channel" else self.rec.recommend
             picks = picks_of(schedule.target, k=schedule.k, candidates=ids) if ids else []
-            return picks, upto, len(ids), self.rec.topics(schedule.target)
+            return picks, upto, len(ids), topics
 
         picks, upto, new_papers, topics = await asyncio.to_thread(choose)
         fields: dict[str, Any] = {"due": post.due.isoformat(), "upto_seq": upto,
