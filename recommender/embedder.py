@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_MODEL
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,8 @@ def _positive_int(value: str | None, name: str) -> int | None:
 class Embedder:
     """Loads the model on first use and turns texts into normalised float32 vectors."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str | None = None, batch_size: int = 64,
+    def __init__(self, model: str = DEFAULT_MODEL, device: str | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE,
                  precision: str | None = None, threads: int | None = None):
         self.name = model
         self.device = device
