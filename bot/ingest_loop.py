@@ -91,6 +91,15 @@ def seq_reached_by(client: redis.Redis, prefix: str, when: float) -> float:
     return float(rows[0]) if rows else 0.0
 
 
+def unreachable_sources(client: redis.Redis, prefix: str) -> list[str]:
+    """The sources that failed in the last ingest round (any replica's): what a "no new
+    papers" note must mention, so that an outage is not reported as a quiet day."""
+    raw = client.hget(_key(prefix, "last"), "results")
+    results = json.loads(raw) if raw else {}
+    return [spec for spec, result in results.items()
+            if result.get("error") not in (None, "stopped")]
+
+
 def ingest_sources(rec: Recommender, sources: list[str] | tuple[str, ...], at: float | None = None,
                    stop: threading.Event | None = None) -> dict[str, dict[str, Any]]:
     """Read and store each source; a failing source logs one line and the rest go on. Records
@@ -118,8 +127,11 @@ def ingest_sources(rec: Recommender, sources: list[str] | tuple[str, ...], at: f
     at = time.time() if at is None else at
     client, prefix = rec.store.r, rec.store.prefix
     pipe = client.pipeline(transaction=False)
-    pipe.zadd(_key(prefix, "marks"), {repr(_max_seq(rec)): at})
     pipe.zremrangebyscore(_key(prefix, "marks"), "-inf", at - MARKS_KEPT_DAYS * 86400)
+    # NX: a mark keeps the time its sequence was first reached. A round that adds nothing (a
+    # quiet day, every source down) must not move it later, or the corpus would seem smaller
+    # than it was in between.
+    pipe.zadd(_key(prefix, "marks"), {repr(_max_seq(rec)): at}, nx=True)
     pipe.execute()
     return results
 

@@ -97,13 +97,20 @@ class Recommender:
         """
         counts = IngestCounts()
         pending: list[Paper] = []
-        for item in papers:
-            pending.append(item if isinstance(item, Paper) else Paper.from_dict(item))
-            if len(pending) >= batch:
+        try:
+            for item in papers:
+                pending.append(item if isinstance(item, Paper) else Paper.from_dict(item))
+                if len(pending) >= batch:
+                    done, pending = pending, []
+                    self._add_batch(done, counts)
+                    if progress:
+                        progress(len(done))
+        except Exception:
+            # The papers broke off part-way (a file cut short, a bad row): the ones read before
+            # the break are kept, then the error goes on to the caller.
+            if pending:
                 self._add_batch(pending, counts)
-                if progress:
-                    progress(len(pending))
-                pending = []
+            raise
         if pending:
             self._add_batch(pending, counts)
             if progress:

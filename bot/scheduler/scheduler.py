@@ -35,6 +35,8 @@ from typing import Any, TypeVar
 
 from recommender import Recommender, Result
 
+from ..ingest_loop import unreachable_sources
+
 from .delivery import Delivery, Item, LookupUnavailable, NotDelivered, Poster, Sent
 from .due import latest_due
 from .ledger import FINAL_STATES, Entry, PostLedger
@@ -71,7 +73,11 @@ def header_for(schedule: Schedule, day: dt.date, count: int) -> str:
     return f"📰 Today's picks for {whose}, {day:%a} {day.day} {day:%b}: {count} new {papers}"
 
 
-def note_for(schedule: Schedule, new_papers: int, topics: list[str]) -> str:
+def note_for(schedule: Schedule, new_papers: int, topics: list[str],
+             unreachable: list[str] = ()) -> str:
+    if new_papers == 0 and unreachable:
+        return (f"No new papers today: {', '.join(unreachable)} could not be read at the last "
+                "try. paperbot tries again on its next round; the picks come with the next post.")
     if new_papers == 0:
         return NO_NEW_PAPERS
     if not topics:
@@ -296,8 +302,10 @@ class Scheduler:
                           items=[{"id": r.paper.id, "score": round(r.score, 4), "why": r.why}
                                  for r in picks])
         elif (schedule.empty or self.settings.empty_day) == "note":
-            fields.update(state="frozen", header="",
-                          items=[{"id": "note", "text": note_for(schedule, new_papers, topics)}])
+            unreachable = [] if new_papers else await _io(
+                unreachable_sources, self.rec.store.r, self.rec.store.prefix)
+            fields.update(state="frozen", header="", items=[
+                {"id": "note", "text": note_for(schedule, new_papers, topics, unreachable)}])
         else:
             fields.update(state="skipped", items=[], finished_at=self.now().isoformat())
         written = await _io(self.ledger.freeze, schedule.target, post.day, token, fields)

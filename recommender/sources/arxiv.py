@@ -2,13 +2,15 @@
 
 The RSS listing is what arXiv announced today in a category: the bot's daily feed. The API
 answers "newest papers in a category" on any day (backfills, weekends). Both are parsed with
-defusedxml, so a hostile or broken feed can only ever become a `SourceError`.
+defusedxml, so a hostile or broken feed can only ever become a `SourceError`; a single item
+that is not a paper (no title) is skipped with a warning.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import logging
 import os
 import re
 import xml.etree.ElementTree as StdET
@@ -20,6 +22,8 @@ from defusedxml.common import DefusedXmlException
 from recommender.paper import Paper, parse_arxiv_id
 from recommender.sources.errors import SourceError
 from recommender.sources.http import HttpClient
+
+log = logging.getLogger(__name__)
 
 RSS_URL = "https://rss.arxiv.org/rss"
 API_URL = "https://export.arxiv.org/api/query"
@@ -72,7 +76,7 @@ def fetch_listing(
             _text(item, "guid").removeprefix("oai:arXiv.org:"))
         if not arxiv_id:
             continue
-        papers.append(Paper.from_dict({
+        _add_paper(papers, what, {
             "id": arxiv_id,
             "title": _text(item, "title"),
             "abstract": _RSS_PREAMBLE.sub("", _text(item, "description"), count=1),
@@ -80,7 +84,7 @@ def fetch_listing(
             "categories": [c.text.strip() for c in item.iterfind("category") if c.text],
             "published": _rfc822_date(_text(item, "pubDate")),
             "extras": {"announce_type": announce_type},
-        }, source="arxiv"))
+        }, source="arxiv")
     return papers
 
 
@@ -112,7 +116,7 @@ def search_api(
         primary = entry.find(f"{ARXIV}primary_category")
         categories = [primary.get("term")] if primary is not None else []
         categories += [c.get("term") for c in entry.iterfind(f"{ATOM}category")]
-        papers.append(Paper.from_dict({
+        _add_paper(papers, what, {
             "id": arxiv_id,
             "title": _text(entry, f"{ATOM}title"),
             "abstract": _text(entry, f"{ATOM}summary"),
@@ -120,8 +124,17 @@ def search_api(
             "categories": list(dict.fromkeys(c for c in categories if c)),
             "published": _text(entry, f"{ATOM}published"),
             "extras": _arxiv_extras(entry),
-        }, source="arxiv-api"))
+        }, source="arxiv-api")
     return papers
+
+
+def _add_paper(papers: list[Paper], what: str, data: dict, source: str) -> None:
+    """Append the paper of one item or entry; one that is not a paper (no title) is skipped
+    with a warning, and the rest of the feed is kept."""
+    try:
+        papers.append(Paper.from_dict(data, source=source))
+    except (ValueError, TypeError, AttributeError) as exc:
+        log.warning("%s: skipped paper %s (%s)", what, data.get("id"), exc)
 
 
 def _arxiv_extras(entry: StdET.Element) -> dict[str, str]:
