@@ -27,6 +27,9 @@ DEFAULT_K = 5
 # Redis is down or unreachable: what every adapter answers as "temporarily unavailable". A
 # connection that breaks mid-run raises redis-py's own errors, not StoreUnavailable.
 STORE_DOWN = (StoreUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# A reaction has no reply to carry an error: on a Redis blip every adapter retries it after these
+# delays (seconds), then tells the person it was not recorded.
+REACTION_RETRY_DELAYS = (0.5, 2.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +38,9 @@ class Who:
 
     person: str
     channel: str | None = None
+    # other keys that hold this same person's data, deleted with it by forget-me: on Discord,
+    # a member of a server is also `discord:dm:<user>` in their DMs with paperbot
+    aliases: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass
@@ -189,9 +195,17 @@ class Actions:
         if command.text != "confirm":
             return Reply("This deletes your topics, feedback and history from paperbot, for good. "
                          "To go ahead, send `forget-me confirm`.")
-        self.rec.forget(who.person)
-        self.limiter.forget(who.person)
+        for person in (who.person, *who.aliases):
+            self.forget(person)
         return Reply("Done: paperbot has forgotten everything about you.")
+
+    def forget(self, person: str) -> int:
+        """Delete everything kept about a person: their keys, their entries in channels, their
+        schedule's registry entry and their rate-limit counters. Returns the keys removed."""
+        self.schedules.forget(person)
+        removed = self.rec.forget(person)
+        self.limiter.forget(person)
+        return removed
 
     def react(self, who: Who, paper_id: str, kind: str) -> Reply:
         """Feedback on a listed paper (a button, a reaction, or `like 2` in the console)."""

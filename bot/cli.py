@@ -220,8 +220,10 @@ def forget(who: str, yes: bool) -> None:
     who = _check_who(who)
     if not yes:
         click.confirm(f"Delete everything paperbot keeps about {who}?", abort=True)
+    from .actions import Actions
+
     with open_recommender() as rec:
-        removed = rec.forget(who)
+        removed = Actions(rec).forget(who)   # as `forget-me` does: schedule registry included
     click.echo(f"forgot {who} ({removed} keys removed)")
 
 

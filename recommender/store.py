@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from .config import Settings, redacted_url
 from .embedded_redis import EmbeddedRedis
@@ -32,6 +34,34 @@ from .paper import Paper, parse_date
 log = logging.getLogger(__name__)
 
 CHUNK = 2000
+
+# How paperbot talks to Redis. An outage (server stopped, restarting, unreachable) must reach the
+# person as "temporarily unavailable" within a second or so, not hang a command or a reaction.
+# - A refused or reset connection is retried twice, 0.1 s then 0.2 s apart (a blip, a failover),
+#   so a down server is reported after about 0.3 s. Timeouts are not retried: a retry would only
+#   double the wait (and could apply a write twice).
+# - Opening a connection may take CONNECT_TIMEOUT (an unreachable host is reported after that).
+# - READ_TIMEOUT bounds each wait for the server's next bytes, not a whole command: a big MGET
+#   that keeps streaming never times out; only a server silent that long (hung) is an outage.
+#   No paperbot command blocks server-side, and its slowest (Lua scripts, DEL of a long stream)
+#   take milliseconds.
+# redis-py's own defaults differ by constructor and version (from_url: no retry at all in 8.x;
+# Redis(): 10 retries with up to 1 s backoff each), hence explicit settings.
+CONNECT_TIMEOUT = 1.0
+READ_TIMEOUT = 5.0
+HEALTH_CHECK_INTERVAL = 30
+
+
+def retry_policy() -> Retry:
+    return Retry(ExponentialBackoff(cap=0.25, base=0.05), retries=2,
+                 supported_errors=(redis.ConnectionError,))
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A client for `url` with paperbot's timeouts and retry policy (see above); not yet checked."""
+    return redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT,
+                                socket_timeout=READ_TIMEOUT, retry=retry_policy(),
+                                health_check_interval=HEALTH_CHECK_INTERVAL)
 
 
 class StoreUnavailable(RuntimeError):
@@ -51,8 +81,7 @@ def connect(settings: Settings) -> tuple[redis.Redis, EmbeddedRedis | None]:
                 f"could not start the embedded Valkey server in {settings.data_dir}: {exc}"
             ) from exc
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30,
-                                      health_check_interval=30)
+        client = redis_client(url)
         client.ping()
     except (redis.RedisError, ValueError) as exc:
         raise StoreUnavailable(

@@ -2,7 +2,8 @@
 
 One aiohttp app serves `/api/v10/...` and a gateway websocket at `/gateway`. It answers what
 paperbot's bot calls (login, application info, command sync, interaction callbacks, follow-ups,
-channel messages), records every request, keeps the messages it was asked to create, and lets a
+channel messages, fetching one message, opening a DM channel and posting to it), records every
+request, keeps the messages it was asked to create, and lets a
 test dispatch gateway events (INTERACTION_CREATE, MESSAGE_REACTION_ADD/REMOVE) and answer chosen
 requests with a 429. As Discord does, it refuses an interaction answered later than 3 s, lets the
 first follow-up after a defer resolve the "thinking…" message, and keeps that message's visibility. Payload shapes follow Discord's API v10 as read by discord.py 2.7.1 (which
@@ -105,6 +106,8 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.valid_token: str | None = None   # when set, any other bot token gets a 401
+        self.dm_channels: dict[int, int] = {}   # user id -> their DM channel with the bot
+        self.closed_dms: set[int] = set()       # users who accept no DMs (403, code 50007)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> FakeDiscord:
@@ -121,6 +124,8 @@ class FakeDiscord:
         app.router.add_patch(webhook_message, self._edit_webhook_message)
         app.router.add_delete(webhook_message, self._delete_webhook_message)
         app.router.add_post(api + "/channels/{channel}/messages", self._channel_message)
+        app.router.add_get(api + "/channels/{channel}/messages/{mid}", self._get_message)
+        app.router.add_post(api + "/users/@me/channels", self._open_dm)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -161,6 +166,11 @@ class FakeDiscord:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
             await asyncio.sleep(0.02)
+
+    def dms_to(self, user_id: int) -> list[dict[str, Any]]:
+        """The messages the bot sent into its DM channel with `user_id`, oldest first."""
+        dm = self.dm_channels.get(user_id)
+        return [m for m in self.messages.values() if dm is not None and m["channel_id"] == str(dm)]
 
     def requests_to(self, method: str, pattern: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and re.search(pattern, r.path)]
@@ -288,7 +298,9 @@ class FakeDiscord:
                              "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
                              "X-RateLimit-Reset-After": str(retry_after),
                              "X-RateLimit-Bucket": "fake-bucket", "X-RateLimit-Scope": "user"})
-        return await handler(request)
+        response = await handler(request)
+        entry.status = response.status
+        return response
 
     async def _me(self, request: web.Request) -> web.Response:
         if self.valid_token and request.headers.get("Authorization") != f"Bot {self.valid_token}":
@@ -413,8 +425,29 @@ class FakeDiscord:
         return web.Response(status=204)
 
     async def _channel_message(self, request: web.Request) -> web.Response:
-        message = self._new_message(request[BODY], request.match_info["channel"])
+        channel = request.match_info["channel"]
+        recipient = next((user for user, dm in self.dm_channels.items() if str(dm) == channel), None)
+        if recipient in self.closed_dms:   # what Discord answers when a person's DMs are closed
+            return json_response({"message": "Cannot send messages to this user", "code": 50007},
+                                 status=403)
+        message = self._new_message(request[BODY], channel)
         return json_response(self._public(message))
+
+    async def _get_message(self, request: web.Request) -> web.Response:
+        message = self.messages.get(int(request.match_info["mid"]))
+        if (message is None or message.get("deleted")
+                or message["channel_id"] != request.match_info["channel"]):
+            return json_response({"message": "Unknown Message", "code": 10008}, status=404)
+        return json_response(self._public(message))
+
+    async def _open_dm(self, request: web.Request) -> web.Response:
+        """POST /users/@me/channels {recipient_id}: the DM channel with that user (the same one
+        every time, as Discord does)."""
+        user_id = int(request[BODY]["recipient_id"])
+        if user_id not in self.dm_channels:
+            self.dm_channels[user_id] = self.snowflake()
+        return json_response({"id": str(self.dm_channels[user_id]), "type": 1, "flags": 0,
+                              "last_message_id": None, "recipients": [self.user(user_id)]})
 
     # -- gateway --------------------------------------------------------------------------
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:

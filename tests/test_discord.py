@@ -180,7 +180,8 @@ async def test_slow_search_defers_then_follows_up_with_one_message_per_paper(fak
         assert {f["name"] for f in embed["fields"]} >= {"Authors", "Published", "Categories"}
         assert embed["footer"]["text"].startswith("Why: matches your search")
         assert embed["description"]
-        assert rec.paper_of_post(channel(fake), message["id"]) == paper_id
+        # remembered just after Discord accepted the message (on a thread): wait for it
+        await fake.wait_for(lambda: rec.paper_of_post(channel(fake), message["id"]) == paper_id)
     assert_never_pings(fake)
 
 

@@ -5,6 +5,10 @@ and emoji variants count the same); removing one retracts that person's feedback
 Raw gateway events are used, so reactions on messages from before a restart count too, and the
 bot needs no message cache and no privileged intent. The message → paper mapping was stored
 when the message was posted (`Recommender.record_post`).
+
+A reaction given while Redis is down is retried (as on Slack); if it still cannot be stored, the
+person gets a direct message saying so, naming the paper (read from the message itself, since
+the store is what is down), and asking them to react again. Closed DMs: one log line.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from ..actions import Reply, Who
+from ..actions import REACTION_RETRY_DELAYS, Reply, Who
 from .identity import posts_key, who_asked, who_is
-from .replies import STORE_DOWN, answer
+from .render import FEEDBACK_TEMPLATE, clip
+from .replies import NO_PINGS, STORE_DOWN, answer
 
 if TYPE_CHECKING:
     from .client import PaperbotDiscord
@@ -28,7 +33,9 @@ log = logging.getLogger(__name__)
 REACTION_KINDS = {"👍": "like", "❤": "like", "🔥": "like", "⭐": "like", "👎": "dislike", "🔖": "save"}
 # variation selectors (❤ vs ❤️) and skin tones (👍🏽) do not change the meaning
 _EMOJI_MODIFIERS = re.compile("[\ufe0e\ufe0f\U0001F3FB-\U0001F3FF]")
-STORE_RETRY_DELAYS = (0.5, 2.0, 5.0)   # a reaction has no one to tell: retry before giving up
+STORE_RETRY_DELAYS = REACTION_RETRY_DELAYS   # a Redis blip: retry before telling the person
+TITLE_LIMIT = 200
+_FEEDBACK_ID = re.compile(FEEDBACK_TEMPLATE)
 
 
 def reaction_kind(emoji: discord.PartialEmoji) -> str | None:
@@ -59,12 +66,15 @@ async def record_reaction(bot: PaperbotDiscord, event: discord.RawReactionAction
         try:
             reply = await asyncio.to_thread(apply)
         except STORE_DOWN as exc:
-            if delay is None:
-                log.error("storage unavailable: lost %s from %s on message %s: %s",
-                          kind, who.person, event.message_id, exc)
-                return
-            await asyncio.sleep(delay)
-            continue
+            if delay is not None:
+                log.warning("reaction not stored yet, storage unavailable (retry in %ss): %s",
+                            delay, exc)
+                await asyncio.sleep(delay)
+                continue
+            log.warning("reaction %s by %s on message %s not stored, storage unavailable: %s",
+                        kind, who.person, event.message_id, exc)
+            await tell_not_recorded(bot, event)
+            return
         except Exception:
             log.exception("recording reaction %s by %s on message %s failed",
                           event.emoji, who.person, event.message_id)
@@ -73,6 +83,62 @@ async def record_reaction(bot: PaperbotDiscord, event: discord.RawReactionAction
             log.info("reaction %s by %s on message %s: %s", kind, who.person, event.message_id,
                      reply.text)
         return
+
+
+async def tell_not_recorded(bot: PaperbotDiscord, event: discord.RawReactionActionEvent) -> None:
+    """DM the person that their reaction was lost to a storage outage; never raises, never pings."""
+    try:
+        is_paper, shown = await _paper_shown(bot, event)
+        if not is_paper:
+            return   # not a paper of paperbot's: the reaction was no feedback anyway
+        dm = await bot.create_dm(discord.Object(id=event.user_id))
+        await dm.send(not_recorded_text(event, shown), allowed_mentions=NO_PINGS,
+                      suppress_embeds=True)
+    except Exception as exc:  # noqa: BLE001 - DMs closed (403), Discord unreachable: one line
+        log.warning("could not tell user %s that their reaction on message %s was not recorded: %s",
+                    event.user_id, event.message_id, _short(exc))
+
+
+def not_recorded_text(event: discord.RawReactionActionEvent, shown: str | None) -> str:
+    """What the person is told; `shown` names the paper (None: Discord could not say)."""
+    place = event.guild_id if event.guild_id is not None else "@me"
+    link = f"https://discord.com/channels/{place}/{event.channel_id}/{event.message_id}"
+    emoji = event.emoji.name
+    on = f"“{shown}”" if shown else "this paper"
+    if event.event_type == "REACTION_REMOVE":
+        return (f"I couldn't record that you removed your {emoji} on {on} — paperbot's "
+                f"storage is temporarily unavailable. Please add it and remove it again in a few "
+                f"minutes: {link}")
+    return (f"I couldn't record your {emoji} on {on} — paperbot's storage is temporarily "
+            f"unavailable. Please remove it and react again in a few minutes: {link}")
+
+
+async def _paper_shown(bot: PaperbotDiscord,
+                       event: discord.RawReactionActionEvent) -> tuple[bool, str | None]:
+    """(is it one of paperbot's papers, its title or else its id), asked of Discord since the
+    store is what is down. When Discord can't say: (True, None), better told once too often."""
+    try:
+        message = await bot.get_partial_messageable(event.channel_id).fetch_message(event.message_id)
+    except discord.HTTPException as exc:
+        log.warning("could not read message %s to name its paper: %s", event.message_id, _short(exc))
+        return True, None
+    if bot.user is None or message.author.id != bot.user.id:
+        return False, None
+    custom_ids = [getattr(child, "custom_id", None) or ""
+                  for row in message.components for child in getattr(row, "children", [])]
+    paper_id = next((m["paper"] for m in map(_FEEDBACK_ID.fullmatch, custom_ids) if m), None)
+    title = next((embed.title for embed in message.embeds if embed.title), None)
+    if title is None and paper_id is None:
+        return False, None   # a header or a note, no paper
+    # the embed's title is escaped already (render.paper_embed): shown literally, no pings
+    return True, clip(title or discord.utils.escape_mentions(discord.utils.escape_markdown(paper_id)),
+                      TITLE_LIMIT)
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, discord.HTTPException):
+        return f"{exc.status} {exc.text or type(exc).__name__}"[:200]
+    return f"{type(exc).__name__}: {exc}"[:200]
 
 
 async def record_click(bot: PaperbotDiscord, interaction: discord.Interaction, paper_id: str,

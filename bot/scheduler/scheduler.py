@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from recommender import Recommender, Result
 
-from ..ingest_loop import unreachable_sources
+from .. import ingest_loop   # a module, not a name: ingest_loop imports bot.scheduler too
 
 from .delivery import Delivery, Item, LookupUnavailable, NotDelivered, Poster, Sent
 from .due import latest_due
@@ -303,7 +303,7 @@ class Scheduler:
                                  for r in picks])
         elif (schedule.empty or self.settings.empty_day) == "note":
             unreachable = [] if new_papers else await _io(
-                unreachable_sources, self.rec.store.r, self.rec.store.prefix)
+                ingest_loop.unreachable_sources, self.rec.store.r, self.rec.store.prefix)
             fields.update(state="frozen", header="", items=[
                 {"id": "note", "text": note_for(schedule, new_papers, topics, unreachable)}])
         else:

@@ -14,8 +14,8 @@ Keys (P = the prefix; `{target}` is a Redis Cluster hash tag, as in `recommender
 | P {target}:post:<day>:lease  | string | the token of the replica posting it now (expires)            | scheduler  |
 | P ingest:last, ingest:lock, ingest:marks | | see `bot/ingest_loop.py`                             | ingest loop |
 
-`forget-me` deletes a person's `P {person}:*` keys, schedule and ledger included; the registry
-entry that is left behind is dropped the next time the scheduler meets it.
+`forget-me` deletes a person's `P {person}:*` keys, schedule and ledger included, and their
+registry entry (`ScheduleStore.forget`).
 """
 
 from __future__ import annotations
@@ -174,6 +174,10 @@ class ScheduleStore:
         pipe.srem(self.registry, target)
         pipe.execute()
         return bool(old and old.enabled)
+
+    def forget(self, target: str) -> None:
+        """Drop the target from the registry (`forget-me`; its own keys go with the person's)."""
+        self.r.srem(self.registry, check_who(target))
 
     def advance(self, target: str, after_seq: float) -> None:
         """The papers up to `after_seq` were considered for a post: the next one starts after."""

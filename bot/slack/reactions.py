@@ -15,7 +15,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from ..actions import STORE_DOWN, Actions, Who
+from ..actions import REACTION_RETRY_DELAYS, STORE_DOWN, Actions, Who
 from .blocks import escape
 from .errors import SORRY, api_error
 from .identity import channel_key, person_key, workspace_id
@@ -29,7 +29,7 @@ REACTION_KINDS = {
     "bookmark": "save",
 }
 KIND_ORDER = ("dislike", "like", "save")   # re-applied in this order after a retraction
-STORE_RETRY_DELAYS = (0.5, 2.0)   # a Redis blip: retry before telling the person it was lost
+STORE_RETRY_DELAYS = REACTION_RETRY_DELAYS   # a Redis blip: retry before telling the person
 
 
 def reaction_kind(name: str) -> str | None:
