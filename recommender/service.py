@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -34,6 +36,22 @@ try:  # orjson parses paper JSON ~3x faster than json: it matters at start (75k 
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover - orjson is a dependency; json gives the same result
     from json import loads as _loads
+
+
+def _gc_paused(fn):
+    """Run `fn` with Python's cyclic garbage collector paused: a batch that makes some 10^5
+    short-lived, acyclic objects (10,000 people's signals and picks) spends ~15% of its time in
+    collections that find nothing. Reference counting still frees everything at once."""
+    @functools.wraps(fn)
+    def paused(*args, **kwargs):
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+    return paused
 
 
 class PaperNotFound(LookupError):
@@ -394,6 +412,7 @@ class Recommender:
                 for paper, (_, score), i in zip(papers, hits, chosen) if paper]
 
     # -- many at once: the daily fan-out ----------------------------------------------------
+    @_gc_paused
     def picks_for_many(self, people: Iterable[str] = (), channels: Iterable[str] = (), k: int = 5,
                        since: dt.date | None = None,
                        candidates: Iterable[str] | None = None) -> dict[str, list[Result]]:
