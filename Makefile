@@ -3,13 +3,20 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test install install-test clean
+.PHONY: run test audit install install-test clean
 
 run: install
 	$(BIN)/paperbot console
 
 test: install-test
 	$(BIN)/pytest
+
+# Known vulnerabilities in the installed dependencies. Needs pypi.org's JSON API (or OSV with
+# --vulnerability-service osv); --strict fails when a package cannot be checked, so an
+# unreachable service is a failure, never a silent pass.
+audit: install
+	$(BIN)/pip install --quiet pip-audit
+	$(BIN)/pip-audit --strict --skip-editable
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
