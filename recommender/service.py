@@ -23,14 +23,13 @@ from .index import VectorIndex
 from .paper import Paper, content_hash, parse_arxiv_id, parse_date
 from .people import PeopleStore, check_who
 from .ranking import Background, Signal, mmr, score_blocks, score_candidates
-from .store import PaperStore, connect
+from .store import CHUNK, PaperStore, connect
 
 log = logging.getLogger(__name__)
 
 MAX_K = 50
 BACKGROUND_SAMPLE = 2000   # corpus vectors that stand for "everything else" in the learned model
 POOL_PER_PICK = 10         # MMR chooses k picks among the k * POOL_PER_PICK most relevant
-REFRESH_CHUNK = 2000       # papers per MGET when loading the index
 
 try:  # orjson parses paper JSON ~3x faster than json: it matters at start (75k papers)
     from orjson import loads as _loads
@@ -191,7 +190,7 @@ class Recommender:
             return 0
         self.index.reserve(len(self.index) + len(rows))
         tag, dim = self.embedder.tag, self.index.dim
-        chunks = [rows[i:i + REFRESH_CHUNK] for i in range(0, len(rows), REFRESH_CHUNK)]
+        chunks = [rows[i:i + CHUNK] for i in range(0, len(rows), CHUNK)]
         loaded = 0
         with ThreadPoolExecutor(1, thread_name_prefix="refresh") as pool:
             fetch = lambda chunk: self.store.r.mget(  # noqa: E731
@@ -529,8 +528,8 @@ class Recommender:
         """Titles of stored papers (the reasons' words), without building Paper objects."""
         ids = list(ids)
         titles = {}
-        for start in range(0, len(ids), REFRESH_CHUNK):
-            chunk = ids[start:start + REFRESH_CHUNK]
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start:start + CHUNK]
             for pid, raw in zip(chunk, self.store.r.mget([self.store.key("paper", i) for i in chunk])):
                 if raw is not None:
                     titles[pid] = _loads(raw).get("title") or pid

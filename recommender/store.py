@@ -145,13 +145,6 @@ class PaperStore:
         rows = self.r.zrangebyscore(self.key("papers"), f"({after_seq}", "+inf", withscores=True)
         return [(raw.decode(), score) for raw, score in rows]
 
-    def iter_papers(self, after_seq: float = 0) -> Iterator[tuple[list[Paper], float]]:
-        """Stored papers in chunks, with the highest sequence number seen so far."""
-        rows = self.paper_ids(after_seq)
-        for chunk in _chunks(rows):
-            papers = self.get_papers([pid for pid, _ in chunk])
-            yield [p for p in papers if p is not None], chunk[-1][1]
-
     def count(self) -> int:
         return int(self.r.zcard(self.key("papers")))
 
