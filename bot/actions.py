@@ -38,8 +38,8 @@ class Who:
 
     person: str
     channel: str | None = None
-    # other keys that hold this same person's data, deleted with it by forget-me: on Discord,
-    # a member of a server is also `discord:dm:<user>` in their DMs with paperbot
+    # other ids of this same person, deleted with it by forget-me: on Discord, one account is
+    # `discord:<guild>:<user>` in each server and `discord:dm:<user>` in DMs with paperbot
     aliases: tuple[str, ...] = ()
 
 

@@ -143,6 +143,20 @@ class PeopleStore:
         return raw.decode() if raw else None
 
     # -- forget ---------------------------------------------------------------------------
+    def ids_of_user(self, platform: str, user_id: str) -> set[str]:
+        """Every id `platform:<any workspace>:<user_id>` that has keys here: one account seen
+        in several workspaces (a Discord account is the same person in every server and in
+        DMs with the bot), so that forget-me can mean everything."""
+        pattern = (_glob_escape(f"{self.prefix}{{{platform}:") + "*"
+                   + _glob_escape(f":{user_id}}}:") + "*")
+        found = set()
+        for key in self.r.scan_iter(match=pattern, count=1000):
+            who = key.decode()[len(self.prefix) + 1:].split("}:", 1)[0]
+            parts = who.split(":")
+            if len(parts) == 3 and parts[0] == platform and parts[2] == user_id:
+                found.add(who)
+        return found
+
     def forget(self, person: str) -> int:
         """Delete every key of this person and their entries in channels; returns keys removed."""
         for paper_id, state in self.feedback(person).items():

@@ -4,6 +4,8 @@ through each adapter leaves nothing that mentions the person (while others keep 
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import logging
 
@@ -255,7 +257,12 @@ async def test_forget_me_on_slack_leaves_no_trace(slack_h, rec, redis_client, pr
     assert traces(redis_client, prefix, "UBOB") == others
 
 
-async def test_forget_me_on_discord_leaves_no_trace(rec, demo, discord_servers, redis_client, prefix):
+@pytest.mark.parametrize("asked_in", ["server", "dm"])
+async def test_forget_me_on_discord_leaves_no_trace(rec, demo, discord_servers, redis_client, prefix,
+                                                    asked_in):
+    """One Discord account is a person per server and one in DMs: forget-me, asked in a server
+    or in a DM, forgets all of them (another server's data is written through the facade: the
+    fake speaks for one server)."""
     fake = await discord_servers()
     ada, bob = 770000000000000001, 770000000000000002      # ids found nowhere else
     lab = f"discord:{fake.guild_id}:{fake.channel_id}"
@@ -285,16 +292,22 @@ async def test_forget_me_on_discord_leaves_no_trace(rec, demo, discord_servers, 
             await fake.wait_for(lambda: rec.paper_of_post(dm_person, in_dm[0][0]["id"]))
             await fake.react(in_dm[0][0], "⭐", user_id=user, guild=False)
             await fake.wait_for(lambda: rec.profile(dm_person)["counts"]["like"] == 1)
+            elsewhere = f"discord:555000000000000555:{user}"          # another server
+            rec.subscribe(elsewhere, "speech recognition")
+            rec.record_feedback(elsewhere, next(iter(demo)), "like",
+                                channel="discord:555000000000000555:556000000000000556")
         before = traces(redis_client, prefix, str(ada))
         assert_everything_was_there(before, f"discord:{fake.guild_id}:{ada}", prefix, lab)
         assert f"{prefix}{{discord:dm:{ada}}}:feedback" in before
+        assert f"{prefix}{{discord:555000000000000555:{ada}}}:feedback" in before
         others = traces(redis_client, prefix, str(bob))
 
-        asked = await ask(fake, "forget-me", user_id=ada)
+        in_guild = asked_in == "server"
+        asked = await ask(fake, "forget-me", user_id=ada, guild=in_guild)
         assert "/papers forget-me confirm: True" in asked.text
         assert traces(redis_client, prefix, str(ada)) == before
         assert "forgotten everything" in (await ask(fake, "forget-me", confirm=True,
-                                                    user_id=ada)).text
+                                                    user_id=ada, guild=in_guild)).text
         assert traces(redis_client, prefix, str(ada)) == {}
         assert traces(redis_client, prefix, str(bob)) == others
     finally:

@@ -20,7 +20,7 @@ from discord import app_commands
 
 from ..actions import Reply
 from ..commands import MAX_QUERY, MAX_TOPIC, USAGE, Command, parse
-from .identity import posts_key, who_asked
+from .identity import everywhere, posts_key, who_asked
 from .replies import answer
 
 if TYPE_CHECKING:
@@ -167,7 +167,9 @@ async def run_command(bot: PaperbotDiscord, interaction: discord.Interaction, te
     who = who_asked(interaction)
 
     def work() -> Reply:
-        return in_discord_words(bot.actions.run(command, who))
+        asker = everywhere(bot.rec.people, who, interaction.user.id) if (
+            command.name == "forget-me" and command.text == "confirm") else who
+        return in_discord_words(bot.actions.run(command, asker))
 
     def remember(message_id: str, paper_id: str) -> None:
         bot.rec.record_post(posts_key(who), message_id, paper_id)
