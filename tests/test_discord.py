@@ -335,6 +335,16 @@ async def test_reactions_are_feedback_and_removing_one_retracts_it(fake, bot, re
     assert rec.profile(me)["counts"] == {"like": 0, "dislike": 1, "save": 1}
     assert posts[3][1] not in {e["paper"] for e in rec.profile(me, recent=50)["recent"]}
 
+    # a quick toggle, all of it sent before any is applied: applied in order, the last one wins
+    for add in (True, False, True, False, True):
+        await fake.react(posts[4][0], "👍", add=add)
+
+    def toggles() -> list[str]:
+        return [e["kind"] for e in rec.profile(me, recent=50)["recent"] if e["paper"] == posts[4][1]]
+    await fake.wait_for(lambda: len(toggles()) == 5)
+    assert toggles() == ["like", "clear", "like", "clear", "like"][::-1]   # newest first
+    assert rec.profile(me)["counts"] == {"like": 1, "dislike": 1, "save": 1}
+
 
 async def test_a_429_is_waited_out_as_retry_after_says(fake, bot):
     fake.rate_limit("POST", rf"/webhooks/{fake.app_id}/", times=1, retry_after=0.6)

@@ -16,7 +16,7 @@ from recommender import Recommender
 
 from ..actions import Actions
 from .daily_posts import DiscordPoster
-from .feedback import record_click, record_reaction
+from .feedback import InOrder, record_click, record_reaction
 from .render import FeedbackButton
 from .replies import apologise
 from .settings import DiscordSettings
@@ -39,6 +39,7 @@ class PaperbotDiscord(discord.Client):
         self.rec = rec
         self.actions = Actions(rec)
         self.settings = settings
+        self.reactions_in_order = InOrder()
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(papers_group(self))
         self.tree.error(self.on_command_failed)

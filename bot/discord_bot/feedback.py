@@ -14,6 +14,7 @@ the store is what is down), and asking them to react again. Closed DMs: one log 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from typing import TYPE_CHECKING
@@ -56,6 +57,13 @@ async def record_reaction(bot: PaperbotDiscord, event: discord.RawReactionAction
         return
     if event.event_type == "REACTION_REMOVE":
         kind = "clear"
+    # one person's reactions on one message are applied in the order Discord sent them (a 👍
+    # and its removal a moment later must not land the other way round); others' go on at once
+    async with bot.reactions_in_order(event.user_id, event.message_id):
+        await _record(bot, event, kind)
+
+
+async def _record(bot: PaperbotDiscord, event: discord.RawReactionActionEvent, kind: str) -> None:
     who = who_is(event.guild_id, event.channel_id, event.user_id)
 
     def apply() -> Reply | None:
@@ -83,6 +91,28 @@ async def record_reaction(bot: PaperbotDiscord, event: discord.RawReactionAction
             log.info("reaction %s by %s on message %s: %s", kind, who.person, event.message_id,
                      reply.text)
         return
+
+
+class InOrder:
+    """An asyncio lock per key, kept only while someone holds or awaits it. Locks are fair, and
+    an event's task takes its lock before its first await, so events run in arrival order."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, *key):
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 async def tell_not_recorded(bot: PaperbotDiscord, event: discord.RawReactionActionEvent) -> None:
