@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 REACTION_KINDS = {"👍": "like", "❤": "like", "🔥": "like", "⭐": "like", "👎": "dislike", "🔖": "save"}
 # variation selectors (❤ vs ❤️) and skin tones (👍🏽) do not change the meaning
 _EMOJI_MODIFIERS = re.compile("[\ufe0e\ufe0f\U0001F3FB-\U0001F3FF]")
-STORE_RETRY_DELAYS = REACTION_RETRY_DELAYS   # a Redis blip: retry before telling the person
 TITLE_LIMIT = 200
 _FEEDBACK_ID = re.compile(FEEDBACK_TEMPLATE)
 
@@ -70,7 +69,7 @@ async def _record(bot: PaperbotDiscord, event: discord.RawReactionActionEvent, k
         paper_id = bot.rec.paper_of_post(posts_key(who), str(event.message_id))
         return None if paper_id is None else bot.actions.react(who, paper_id, kind)
 
-    for delay in (*STORE_RETRY_DELAYS, None):
+    for delay in (*REACTION_RETRY_DELAYS, None):
         try:
             reply = await asyncio.to_thread(apply)
         except STORE_DOWN as exc:

@@ -29,7 +29,6 @@ REACTION_KINDS = {
     "bookmark": "save",
 }
 KIND_ORDER = ("dislike", "like", "save")   # re-applied in this order after a retraction
-STORE_RETRY_DELAYS = REACTION_RETRY_DELAYS   # a Redis blip: retry before telling the person
 
 
 def reaction_kind(name: str) -> str | None:
@@ -56,7 +55,7 @@ async def record_reaction(actions: Actions, client, context, event: dict[str, An
         return
     team = workspace_id(context)
     who = Who(person_key(team, event["user"]), channel_key(team, item["channel"]))
-    for delay in (*STORE_RETRY_DELAYS, None):   # feedback is idempotent: a retry stores it once
+    for delay in (*REACTION_RETRY_DELAYS, None):   # feedback is idempotent: a retry stores it once
         try:
             await _store_reaction(actions, client, item, event, who, kind, added)
         except STORE_DOWN as exc:
