@@ -6,9 +6,12 @@ own idiom (Block Kit, embeds, terminal text). Nothing here knows which platform 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import redis
 
@@ -22,6 +25,7 @@ from .scheduler.schedules import ScheduleStore
 from .scheduler.settings import Clock, system_clock
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_K = 5
 # Redis is down or unreachable: what every adapter answers as "temporarily unavailable". A
@@ -30,6 +34,20 @@ STORE_DOWN = (StoreUnavailable, redis.exceptions.ConnectionError, redis.exceptio
 # A reaction has no reply to carry an error: on a Redis blip every adapter retries it after these
 # delays (seconds), then tells the person it was not recorded.
 REACTION_RETRY_DELAYS = (0.5, 2.0)
+
+
+async def retry_while_store_down(store: Callable[[], Awaitable[T]]) -> T:
+    """`await store()`, again after each of REACTION_RETRY_DELAYS while Redis is down (feedback is
+    idempotent: a retry stores it once); the last attempt's STORE_DOWN goes to the caller, whose
+    job it is to tell the person."""
+    for delay in REACTION_RETRY_DELAYS:
+        try:
+            return await store()
+        except STORE_DOWN as exc:
+            log.warning("reaction not stored yet, storage unavailable (retry in %ss): %s",
+                        delay, exc)
+            await asyncio.sleep(delay)
+    return await store()
 
 
 @dataclasses.dataclass(frozen=True)

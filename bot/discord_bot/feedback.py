@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from ..actions import REACTION_RETRY_DELAYS, Reply, Who
+from ..actions import Reply, Who, retry_while_store_down
 from .identity import posts_key, who_asked, who_is
 from .render import FEEDBACK_TEMPLATE, clip
 from .replies import NO_PINGS, STORE_DOWN, answer
@@ -69,27 +69,20 @@ async def _record(bot: PaperbotDiscord, event: discord.RawReactionActionEvent, k
         paper_id = bot.rec.paper_of_post(posts_key(who), str(event.message_id))
         return None if paper_id is None else bot.actions.react(who, paper_id, kind)
 
-    for delay in (*REACTION_RETRY_DELAYS, None):
-        try:
-            reply = await asyncio.to_thread(apply)
-        except STORE_DOWN as exc:
-            if delay is not None:
-                log.warning("reaction not stored yet, storage unavailable (retry in %ss): %s",
-                            delay, exc)
-                await asyncio.sleep(delay)
-                continue
-            log.warning("reaction %s by %s on message %s not stored, storage unavailable: %s",
-                        kind, who.person, event.message_id, exc)
-            await tell_not_recorded(bot, event)
-            return
-        except Exception:
-            log.exception("recording reaction %s by %s on message %s failed",
-                          event.emoji, who.person, event.message_id)
-            return
-        if reply is not None:
-            log.info("reaction %s by %s on message %s: %s", kind, who.person, event.message_id,
-                     reply.text)
+    try:
+        reply = await retry_while_store_down(lambda: asyncio.to_thread(apply))
+    except STORE_DOWN as exc:
+        log.warning("reaction %s by %s on message %s not stored, storage unavailable: %s",
+                    kind, who.person, event.message_id, exc)
+        await tell_not_recorded(bot, event)
         return
+    except Exception:
+        log.exception("recording reaction %s by %s on message %s failed",
+                      event.emoji, who.person, event.message_id)
+        return
+    if reply is not None:
+        log.info("reaction %s by %s on message %s: %s", kind, who.person, event.message_id,
+                 reply.text)
 
 
 class InOrder:

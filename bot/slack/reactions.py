@@ -15,7 +15,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from ..actions import REACTION_RETRY_DELAYS, STORE_DOWN, Actions, Who
+from ..actions import STORE_DOWN, Actions, Who, retry_while_store_down
 from .blocks import escape
 from .errors import SORRY, api_error
 from .identity import channel_key, person_key, workspace_id
@@ -55,24 +55,18 @@ async def record_reaction(actions: Actions, client, context, event: dict[str, An
         return
     team = workspace_id(context)
     who = Who(person_key(team, event["user"]), channel_key(team, item["channel"]))
-    for delay in (*REACTION_RETRY_DELAYS, None):   # feedback is idempotent: a retry stores it once
-        try:
-            await _store_reaction(actions, client, item, event, who, kind, added)
-        except STORE_DOWN as exc:
-            if delay is not None:
-                log.warning("reaction not stored yet, storage unavailable (retry in %ss): %s",
-                            delay, exc)
-                await asyncio.sleep(delay)
-                continue
-            log.warning("reaction not stored, storage unavailable: %s", exc)
-            await _tell(client, item["channel"], event["user"],
-                        "paperbot's storage is temporarily unavailable, so your "
-                        f":{escape(event['reaction'])}: reaction was not recorded. "
-                        "Please remove it and react again in a few minutes.")
-        except Exception:
-            log.exception("Slack reaction failed")
-            await _tell(client, item["channel"], event["user"], SORRY)
-        return
+    try:
+        await retry_while_store_down(
+            lambda: _store_reaction(actions, client, item, event, who, kind, added))
+    except STORE_DOWN as exc:
+        log.warning("reaction not stored, storage unavailable: %s", exc)
+        await _tell(client, item["channel"], event["user"],
+                    "paperbot's storage is temporarily unavailable, so your "
+                    f":{escape(event['reaction'])}: reaction was not recorded. "
+                    "Please remove it and react again in a few minutes.")
+    except Exception:
+        log.exception("Slack reaction failed")
+        await _tell(client, item["channel"], event["user"], SORRY)
 
 
 async def _store_reaction(actions: Actions, client, item: dict[str, Any], event: dict[str, Any],
