@@ -18,6 +18,17 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_BATCH_SIZE = 32
 
 
+def positive_int(value: str | None, name: str, minimum: int = 1) -> int | None:
+    """A whole-number setting read from text: None when empty, ValueError (one line, for a
+    person) when not a whole number >= `minimum`."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < minimum:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return int(text)
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "paperbot"
@@ -42,9 +53,7 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
-        batch = get("PAPERBOT_BATCH_SIZE")
-        if batch is not None and not batch.isdigit():
-            raise ValueError(f"PAPERBOT_BATCH_SIZE must be a positive integer, not {batch!r}")
+        batch = positive_int(get("PAPERBOT_BATCH_SIZE"), "PAPERBOT_BATCH_SIZE", minimum=0)
         prefix = get("PAPERBOT_PREFIX") or cls.prefix
         return cls(
             redis_url=get("REDIS_URL"),
@@ -52,7 +61,7 @@ class Settings:
             prefix=prefix if prefix.endswith(":") else prefix + ":",
             model=get("PAPERBOT_MODEL") or DEFAULT_MODEL,
             device=get("PAPERBOT_DEVICE"),
-            batch_size=int(batch) if batch else cls.batch_size,
+            batch_size=cls.batch_size if batch is None else batch,
         )
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_MODEL
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +113,6 @@ def choose_precision(setting: str, device: str) -> str:
     return "float32"  # mps and others: bf16 support and speed vary; stay exact
 
 
-def _positive_int(value: str | None, name: str) -> int | None:
-    text = (value or "").strip()
-    if not text:
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return int(text)
-
-
 class Embedder:
     """Loads the model on first use and turns texts into normalised float32 vectors."""
 
@@ -134,7 +125,7 @@ class Embedder:
         # Settings are read (and checked) now, so that a typo fails at start, not at first use.
         self.precision_setting = check_precision(
             os.environ.get("PAPERBOT_PRECISION", "auto") if precision is None else precision)
-        self.threads = threads if threads is not None else _positive_int(
+        self.threads = threads if threads is not None else positive_int(
             os.environ.get("PAPERBOT_THREADS"), "PAPERBOT_THREADS")
         self.precision: str | None = None   # what is used, known once the model is loaded
         self._model = None

@@ -32,6 +32,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .config import positive_int
+
 log = logging.getLogger(__name__)
 
 _NO_DATE = -(10**6)
@@ -53,15 +55,6 @@ def _env_choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     return value
 
 
-def _env_int(name: str, default: int) -> int:
-    value = (os.environ.get(name) or "").strip()
-    if not value:
-        return default
-    if not value.isdigit():
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return int(value)
-
-
 def faiss_available() -> bool:
     try:
         import faiss  # noqa: F401  (only whether it imports)
@@ -80,8 +73,10 @@ class VectorIndex:
         self.ann_mode = ann or _env_choice("PAPERBOT_ANN", ANN_MODES, "auto")
         if self.ann_mode not in ANN_MODES:
             raise ValueError(f"ann must be one of {', '.join(ANN_MODES)}, not {self.ann_mode!r}")
-        self.ann_min_rows = (ann_min_rows if ann_min_rows is not None
-                             else _env_int("PAPERBOT_ANN_MIN_ROWS", ANN_MIN_ROWS))
+        if ann_min_rows is None:
+            ann_min_rows = positive_int(os.environ.get("PAPERBOT_ANN_MIN_ROWS"),
+                                        "PAPERBOT_ANN_MIN_ROWS", minimum=0)
+        self.ann_min_rows = ANN_MIN_ROWS if ann_min_rows is None else ann_min_rows
         self._vectors = np.zeros((1024, dim), dtype=self.dtype)
         self._days = np.zeros(1024, dtype=np.int32)
         self._categories: list[frozenset[str]] = []
