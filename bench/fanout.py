@@ -88,7 +88,7 @@ def _signals_for_floor(rec, people: list[str]):
                 vectors.append(rec.index.vectors_for([pid])[0])
                 owner.append(n)
                 positive.append(state.get("rating") != "dislike")
-        excluded.append(st["exclude"])
+        excluded.append({m.decode() for m in st["shown"]} | {pid for pid, _, _ in st["feedback"]})
     return (np.asarray(vectors, dtype=np.float32), np.asarray(owner), np.asarray(positive),
             excluded)
 

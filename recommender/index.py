@@ -146,6 +146,9 @@ class VectorIndex:
         days[: len(self.ids)] = self._days[: len(self.ids)]
         self._vectors, self._days = vectors, days
 
+    def row_of(self, paper_id: str) -> int | None:
+        return self._row.get(paper_id)
+
     def rows_for(self, ids: Iterable[str]) -> np.ndarray:
         """Row numbers of the given ids that are in the index, in the given order."""
         return np.array([self._row[i] for i in ids if i in self._row], dtype=np.int64)

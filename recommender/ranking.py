@@ -10,8 +10,10 @@ Method (:func:`score_candidates`):
    z-score against a background sample of the corpus (how unusually close it is to *that*
    interest), and the interests are combined by a weighted soft maximum
    ``T log sum_i w_i exp(z_i / T)``; w_i = kind weight (save 2, like 1, topic 1) x time decay
-   (half-life ``HALF_LIFE_DAYS``). A person with two distant interests gets papers near either one,
-   and the interest with the largest term is the candidate's *reason*.
+   (half-life ``HALF_LIFE_DAYS``), then standardised against the same soft maximum over
+   ``SOFT_MAX_SAMPLE`` rows of the background (with one interest it is that interest's z-score).
+   A person with two distant interests gets papers near either one, and the interest with the
+   largest term is the candidate's *reason*.
 2. Learned per-person linear model, once there are ``MIN_POSITIVES_FOR_MODEL`` liked/saved papers
    (arxiv-sanity's per-user classifier, in closed form): the regularised LDA direction
    ``w = (S_bg + lambda I)^-1 (mu_pos - mu_bg)`` of the person's (weighted) positives against the
@@ -48,6 +50,7 @@ DISLIKE_PENALTY = 1.0            # score units subtracted per z-unit of closenes
 DISLIKE_MARGIN = 1.0             # ...beyond this many background standard deviations
 POPULARITY_WEIGHT = 0.2          # weight of log1p(popularity) when `popularity` is passed
 BACKGROUND_CACHE_SIZE = 4
+SOFT_MAX_SAMPLE = 500            # background rows that set the soft maximum's scale (below)
 
 POSITIVE_KINDS = ("topic", "like", "save")
 PAPER_KINDS = ("like", "save")
@@ -90,6 +93,9 @@ class Background:
         self.precision = np.linalg.inv(cov + lam * np.eye(d))
         self.cov = cov                         # for score_many: mean/std of ref @ v without ref
         self._cov_root: np.ndarray | None = None
+        # The soft maximum is standardised against every `soft_step`-th row only: its mean and
+        # spread need no more, and the daily fan-out pays a product per row for each person.
+        self.soft_step = -(-len(x) // SOFT_MAX_SAMPLE)
 
     @property
     def cov_root(self) -> np.ndarray:
@@ -150,14 +156,18 @@ def _stack(signals: list[Signal], idx: list[int], d: int) -> np.ndarray:
     return np.stack(rows)
 
 
-def _closeness(cand, ref, vectors, weights, temperature):
-    """Soft-max over signals of per-signal z-scored cosines, for candidates and background;
-    also the per-candidate argmax signal (row of `vectors`)."""
+def _closeness(cand, ref, vectors, weights, temperature, soft_step):
+    """Soft-max over signals of per-signal z-scored cosines, standardised against the
+    background's soft-max sample (every `soft_step`-th row); also the per-candidate argmax
+    signal (row of `vectors`)."""
     logw = np.log(np.maximum(weights, 1e-12))
     z_ref = ref @ vectors.T                       # (m, p)
     z = _standardise(cand @ vectors.T, z_ref)     # (n, p)
-    z_ref = _standardise(z_ref, z_ref)
-    agg = _standardise(_soft_max(z, logw, temperature), _soft_max(z_ref, logw, temperature))
+    if len(vectors) == 1:   # one interest: its soft maximum is its z-score, on scale already
+        agg = z[:, 0]
+    else:
+        z_soft = _standardise(z_ref[::soft_step], z_ref)
+        agg = _standardise(_soft_max(z, logw, temperature), _soft_max(z_soft, logw, temperature))
     top = np.argmax(z / temperature + logw, axis=1)
     return agg, top
 
@@ -206,7 +216,7 @@ def score_candidates(
         w = np.array([KIND_WEIGHTS[signals[i].kind] for i in pos]) * decay(
             [signals[i].age_days for i in pos]
         )
-        scores, top = _closeness(cand, ref, P, w, temperature)
+        scores, top = _closeness(cand, ref, P, w, temperature, bg.soft_step)
         reasons = np.asarray(pos, dtype=np.int64)[top]
 
         papers = [j for j, i in enumerate(pos) if signals[i].kind in PAPER_KINDS]
@@ -263,257 +273,3 @@ def mmr(candidates: np.ndarray, scores: np.ndarray, k: int, diversity: float = 0
         available[best] = False
         redundancy = np.maximum(redundancy, x @ x[best])
     return chosen
-
-
-# --------------------------------------------------------------------------------------------
-# Many people at once (the daily fan-out)
-
-EXP_SAFE = 80.0   # |exponent| bound under which float32 exp neither overflows nor underflows
-MANY_BLOCK = 512  # people per block in score_many
-
-
-class ManyScored:
-    """Scores of one candidate matrix for many people (:func:`score_many`)."""
-
-    def __init__(self, scores: np.ndarray, reasons_of):
-        self.scores = scores            # (people, n) float64, row p = score_candidates(...).scores
-        self._reasons_of = reasons_of
-
-    def reasons(self, person: int, columns: np.ndarray) -> np.ndarray:
-        """score_candidates(...).reasons[columns] of that person (signal indices, -1: none)."""
-        return self._reasons_of(person, np.asarray(columns, dtype=np.int64))
-
-
-def score_many(
-    people: list[list[Signal]],
-    candidates: np.ndarray,
-    background: np.ndarray | Background,
-    *,
-    model_weight: float = MODEL_WEIGHT,
-    min_positives: int = MIN_POSITIVES_FOR_MODEL,
-    temperature: float = TEMPERATURE,
-) -> ManyScored:
-    """:func:`score_candidates` for many people over the same candidates, batched.
-
-    Same method, same result up to float32 rounding (differences ~1e-6; a test holds it to
-    the per-person function). What makes it fast:
-
-    - every signal's z-scoring against the background is folded into its vector: the mean and
-      standard deviation of ``ref @ v`` are ``mean(ref) . v`` and ``sqrt(v' cov(ref) v)``, so a
-      signal costs one row of a single matrix product (plus a bias column), not a pass over the
-      background; only the soft-maximum's own standardisation needs ``ref @ v``, and only for
-      people with two or more interests (with one, it is the identity);
-    - the soft-maximum is summed per person over consecutive rows (``np.add.reduceat``) without
-      the max-shift where the exponents are provably within float32 range (|z| <= (1 + |mu|) /
-      sd, as cosines are within [-1, 1]); a person whose signals could leave it is scored by
-      :func:`score_candidates` itself;
-    - dislikes fold their margin and weight into the row, so their penalty is relu + a sum.
-    Popularity is not supported here (the daily fan-out does not use it).
-    """
-    cand = np.ascontiguousarray(candidates, dtype=np.float32)
-    if cand.ndim != 2:
-        raise ValueError("candidates must be a (n, d) array")
-    n, d = cand.shape
-    bg = prepare_background(background)
-    if bg.vectors.shape[1] != d:
-        raise ValueError(f"background has dimension {bg.vectors.shape[1]}, candidates have {d}")
-    scores = np.zeros((len(people), n), dtype=np.float64)
-    blocks = []
-    for rows, block_scores, reasons_of in score_blocks(
-            people, cand, bg, model_weight=model_weight, min_positives=min_positives,
-            temperature=temperature):
-        scores[rows] = block_scores
-        blocks.append((rows, reasons_of))
-
-    def all_reasons(p: int, columns: np.ndarray) -> np.ndarray:
-        for rows, reasons_of in blocks:
-            if p in rows:
-                return reasons_of(p, columns)
-        raise IndexError(p)
-
-    return ManyScored(scores, all_reasons)
-
-
-def score_blocks(people: list[list[Signal]], candidates: np.ndarray, background, *,
-                 model_weight: float = MODEL_WEIGHT, min_positives: int = MIN_POSITIVES_FOR_MODEL,
-                 temperature: float = TEMPERATURE, block: int | None = None):
-    """:func:`score_many` a block of people at a time: yields (range of people, their scores
-    (len, n) float64, reasons(person, columns)); `reasons` is valid until the next block.
-    Blocks keep the products and exponentials in the CPU caches and memory flat."""
-    cand = np.ascontiguousarray(candidates, dtype=np.float32)
-    n, d = cand.shape
-    bg = prepare_background(background)
-    T = float(temperature)
-    # [candidates | 1] and [background | 1], (n, d+1), used transposed: BLAS multiplies by a
-    # transposed row-major matrix ~10% faster than by a (d+1, n) one
-    cand_aug = np.hstack([cand, np.ones((n, 1), dtype=np.float32)]).T
-    ref_aug = np.hstack([bg.vectors, np.ones((len(bg.vectors), 1), dtype=np.float32)]).T
-    block = block or MANY_BLOCK
-    for start in range(0, len(people), block):
-        rows = range(start, min(len(people), start + block))
-        scores = np.zeros((len(rows), n), dtype=np.float64)
-        positives: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        fallback: dict[int, Scored] = {}
-        _score_block(people, rows, start, cand, cand_aug, ref_aug, bg, scores, positives,
-                     fallback, model_weight, min_positives, T)
-
-        def reasons_of(p: int, columns: np.ndarray, positives=positives,
-                       fallback=fallback) -> np.ndarray:
-            columns = np.asarray(columns, dtype=np.int64)
-            if p in fallback:
-                return fallback[p].reasons[columns]
-            if p not in positives:
-                return np.full(len(columns), -1, dtype=np.int64)
-            rows_p, pos = positives[p]
-            return pos[np.argmax(rows_p @ cand_aug[:, columns], axis=0)]
-
-        yield rows, scores, reasons_of
-
-
-def _score_block(people, block, offset, cand, cand_aug, ref_aug, bg, scores, positives,
-                 fallback, model_weight, min_positives, T) -> None:
-    """score_many for the people in `block`, written into `scores`.
-
-    Rows are ordered by each person's number of interests (then dislikes), so a person's sum
-    over their rows is a reshape and a contiguous sum, and the people with two or more
-    interests (the only ones that need the background product) are one contiguous tail."""
-    d = cand.shape[1]
-    entries = []
-    for p in block:
-        pos, neg = [], []
-        for i, sig in enumerate(people[p]):
-            if sig.kind == "dislike":
-                neg.append(i)
-            elif sig.kind in POSITIVE_KINDS:
-                pos.append(i)
-            else:
-                unknown = sorted({s.kind for s in people[p] if s.kind not in KINDS})
-                raise ValueError(f"unknown signal kind(s) {unknown}; expected one of {KINDS}")
-        if pos or neg:
-            entries.append((p, pos, neg))
-    if not entries:
-        return
-    by_pos = sorted((e for e in entries if e[1]), key=lambda e: len(e[1]))
-    by_neg = (sorted((e for e in entries if e[2]), key=lambda e: len(e[2]))
-              if DISLIKE_PENALTY > 0 else [])
-    refs = [(p, i) for p, pos, _ in by_pos for i in pos] + [(p, i) for p, _, neg in by_neg for i in neg]
-    vec = np.asarray([people[p][i].vector for p, i in refs], dtype=np.float32)
-    if vec.ndim != 2 or vec.shape[1] != d:
-        for p, _, _ in entries:   # the per-person function names the offending signal
-            _stack(people[p], list(range(len(people[p]))), d)
-    kinds = [people[p][i].kind for p, i in refs]
-    weight = np.array([KIND_WEIGHTS.get(k, DISLIKE_WEIGHT) for k in kinds]) * decay(
-        [people[p][i].age_days for p, i in refs])
-    vec64 = vec.astype(np.float64)
-    n_pos = sum(len(e[1]) for e in by_pos)
-    # the learned model of people with enough liked/saved papers: its direction, one row each
-    model_who: list[int] = []
-    dirs = np.zeros((0, d))
-    if model_weight > 0:
-        at, paper_rows, m_starts = 0, [], []
-        for p, pos, _ in by_pos:
-            rows = [at + j for j, i in enumerate(pos) if people[p][i].kind in PAPER_KINDS]
-            if len(rows) >= min_positives:
-                model_who.append(p - offset)
-                m_starts.append(len(paper_rows))
-                paper_rows.extend(rows)
-            at += len(pos)
-        if model_who:
-            wp = weight[paper_rows]
-            sums = np.add.reduceat(wp[:, None] * vec[paper_rows], m_starts, axis=0)
-            mu_pos = sums / np.add.reduceat(wp, m_starts)[:, None]
-            dirs = (bg.precision @ (mu_pos - bg.mean).T).T.astype(np.float32).astype(np.float64)
-    # mean and sd of ref @ v for every signal and direction: one product with the covariance
-    both = np.vstack([vec64, dirs])
-    mu_all = both @ bg.mean
-    root = both.astype(np.float32) @ bg.cov_root
-    sd_all = np.sqrt(np.einsum("ij,ij->i", root, root, dtype=np.float64))
-    sd_all = np.where(sd_all > 1e-9, sd_all, 1.0)
-    mu, sd = mu_all[:len(vec64)], sd_all[:len(vec64)]
-    logw = np.log(np.maximum(weight[:n_pos], 1e-12))
-
-    # the soft-maximum's exponents are z / T + log w, and |z| <= (1 + |mu|) / sd
-    bound = (1.0 + np.abs(mu[:n_pos])) / (T * sd[:n_pos]) + np.abs(logw)
-    unsafe = {refs[j][0] for j in np.flatnonzero(bound > EXP_SAFE)}
-    if unsafe:
-        for p in unsafe:
-            fallback[p] = score_candidates(people[p], cand, bg, model_weight=model_weight,
-                                           min_positives=min_positives, temperature=T)
-            scores[p - offset] = fallback[p].scores
-        rest = [p for p, _, _ in entries if p not in unsafe]
-        _score_block(people, rest, offset, cand, cand_aug, ref_aug, bg, scores, positives,
-                     fallback, model_weight, min_positives, T)
-        return
-
-    # interests: rows (v / (T sd), log w - mu / (T sd)) against [candidates; 1]
-    scale = 1.0 / (T * sd[:n_pos])
-    pos_rows = np.hstack([vec64[:n_pos] * scale[:, None],
-                          (logw - mu[:n_pos] * scale)[:, None]]).astype(np.float32)
-    m_mu, m_sd = mu_all[len(vec64):], sd_all[len(vec64):]
-    model_rows = np.hstack([dirs / m_sd[:, None], (-m_mu / m_sd)[:, None]]).astype(np.float32)
-    # dislikes: wn * max(z - margin, 0) = max(row . [c; 1], 0), margin and weight inside
-    wn = weight[n_pos:] / sd[n_pos:]
-    neg_rows = np.hstack([vec64[n_pos:] * wn[:, None],
-                          (-weight[n_pos:] * (mu[n_pos:] / sd[n_pos:] + DISLIKE_MARGIN))[:, None]]
-                         ).astype(np.float32)
-
-    product = np.vstack([pos_rows, model_rows, neg_rows]) @ cand_aug   # one GEMM for all
-    e = product[:n_pos]
-    np.exp(e, out=e)
-    at = 0
-    multi_first = None
-    for count, group in _groups(by_pos, 1):
-        who = [p - offset for p, _, _ in group]
-        size = len(group) * count
-        total = e[at:at + size].reshape(len(group), count, -1).sum(axis=1, dtype=np.float64)
-        soft = T * np.log(total)
-        if count == 1:   # one interest: the standardisation of its soft-maximum is z itself
-            scores[who] = soft - T * logw[at:at + size][:, None]
-        else:
-            multi_first = at if multi_first is None else multi_first
-            scores[who] = soft   # standardised below, against the background
-        for j, (p, pos, _) in enumerate(group):
-            positives[p] = (pos_rows[at + j * count: at + (j + 1) * count],
-                            np.asarray(pos, dtype=np.int64))
-        at += size
-    if multi_first is not None:
-        r = pos_rows[multi_first:] @ ref_aug
-        np.exp(r, out=r)
-        at = 0
-        for count, group in _groups(by_pos, 2):
-            who = [p - offset for p, _, _ in group]
-            size = len(group) * count
-            soft_r = T * np.log(r[at:at + size].reshape(len(group), count, -1)
-                                .sum(axis=1, dtype=np.float64))
-            spread = soft_r.std(axis=1, keepdims=True)
-            scores[who] = ((scores[who] - soft_r.mean(axis=1, keepdims=True))
-                           / np.where(spread > 1e-9, spread, 1.0))
-            at += size
-    if model_who:
-        model = product[n_pos:n_pos + len(model_who)].astype(np.float64)
-        scores[model_who] = (1.0 - model_weight) * scores[model_who] + model_weight * model
-    excess = product[n_pos + len(model_who):]
-    np.maximum(excess, 0.0, out=excess)
-    at = 0
-    for count, group in _groups(by_neg, 2, negatives=True):
-        who = [p - offset for p, _, _ in group]
-        size = len(group) * count
-        scores[who] -= DISLIKE_PENALTY * excess[at:at + size].reshape(len(group), count, -1).sum(
-            axis=1, dtype=np.float64)
-        at += size
-
-
-def _groups(entries, at_least: int, negatives: bool = False):
-    """(count, entries) runs of `entries` (sorted by count) with count >= at_least, in order;
-    runs below `at_least` are skipped only for positives (their rows come first)."""
-    column = 2 if negatives else 1
-    run: list = []
-    for entry in entries:
-        count = len(entry[column])
-        if run and len(run[0][column]) != count:
-            if negatives or len(run[0][column]) >= at_least:
-                yield len(run[0][column]), run
-            run = []
-        run.append(entry)
-    if run and (negatives or len(run[0][column]) >= at_least):
-        yield len(run[0][column]), run

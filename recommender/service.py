@@ -9,20 +9,24 @@ import dataclasses
 import datetime as dt
 import functools
 import gc
+import itertools
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from .batch_scoring import KIND_CODES, SignalTable, score_blocks
 from .config import Settings
 from .embedder import Embedder
 from .index import VectorIndex
 from .paper import Paper, content_hash, parse_arxiv_id, parse_date
 from .people import PeopleStore, check_who
-from .ranking import Background, Signal, mmr, score_blocks, score_candidates
+from .ranking import Background, Signal, mmr, score_candidates
 from .store import CHUNK, PaperStore, connect
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,8 @@ log = logging.getLogger(__name__)
 MAX_K = 50
 BACKGROUND_SAMPLE = 2000   # corpus vectors that stand for "everything else" in the learned model
 POOL_PER_PICK = 10         # MMR chooses k picks among the k * POOL_PER_PICK most relevant
+FANOUT_BLOCK = 512         # people per block of picks_for_many, and per read of their state
+FANOUT_THREADS = max(1, min(8, os.cpu_count() or 1))
 
 try:  # orjson parses paper JSON ~3x faster than json: it matters at start (75k papers)
     from orjson import loads as _loads
@@ -426,44 +432,6 @@ class Recommender:
         out: dict[str, list[Result]] = {who: [] for who, _ in targets}
         if not targets or len(self.index) == 0:
             return out
-        k = _clamp(k)
-        states = self._read_states(targets)
-        topic_vectors = self._topic_vectors({t for st in states for t in st["topics"]})
-        paper_ids = {pid for st in states for pid, _, _ in st["feedback"]}
-        rows = self.index.rows_for(pid for pid in paper_ids if pid in self.index)
-        known = dict(zip((self.index.ids[r] for r in rows), self.index.matrix[rows]))
-        now = time.time()
-        people_signals, labels, who_of = [], [], []
-        for (who, is_channel), st in zip(targets, states):
-            signals, sig_labels, positive = [], [], False
-            label = "this channel's topic" if is_channel else "your topic"
-            by = "people here" if is_channel else "you"
-            for topic in st["topics"]:
-                positive = True
-                signals.append(Signal(topic_vectors[topic], "", "topic"))
-                sig_labels.append(f"matches {label} '{_shorten(topic)}'")
-            for pid, state, _ in st["feedback"]:
-                vec = known.get(pid)
-                if vec is None:
-                    continue
-                age = max(0.0, (now - state.get("ts", now)) / 86400)
-                if state.get("saved"):
-                    positive = True
-                    signals.append(Signal(vec, "", "save", age, pid))
-                    sig_labels.append((pid, f"which {by} saved"))
-                if state.get("rating") == "like":
-                    positive = True
-                    signals.append(Signal(vec, "", "like", age, pid))
-                    sig_labels.append((pid, f"which {by} liked"))
-                elif state.get("rating") == "dislike":
-                    signals.append(Signal(vec, "", "dislike", age, pid))
-                    sig_labels.append(None)
-            if positive:
-                people_signals.append(signals)
-                labels.append(sig_labels)
-                who_of.append((who, st["exclude"]))
-        if not people_signals:
-            return out
         if candidates is None:
             base = np.flatnonzero(self.index.mask(since=since))
         else:
@@ -472,40 +440,108 @@ class Recommender:
                 base = base[self.index.mask(since=since)[base]]
         if len(base) == 0:
             return out
-        matrix = np.asarray(self.index.matrix[base], dtype=np.float32)
-        position = {self.index.ids[r]: n for n, r in enumerate(base)}
-        picker = _BatchMMR(matrix, k, k * POOL_PER_PICK)
-        picked: list[list[tuple[int, float, int]]] = []
-        for rows, scores, reasons_of in score_blocks(people_signals, matrix,
-                                                     self._corpus_background()):
-            for j, p in enumerate(rows):
-                gone = [position[pid] for pid in who_of[p][1] if pid in position]
-                if gone:
-                    scores[j, gone] = -np.inf
-            for j, cols in enumerate(picker.choose(scores)):
-                reasons = reasons_of(rows[j], cols) if len(cols) else []
-                picked.append([(c, float(scores[j, c]), int(r)) for c, r in zip(cols, reasons)])
-        wanted = list({self.index.ids[base[c]] for picks in picked for c, _, _ in picks})
-        papers = dict(zip(wanted, self.store.get_papers(wanted)))
-        titles = self._titles({labels[p][r][0] for p, picks in enumerate(picked)
-                               for _, _, r in picks if r >= 0 and isinstance(labels[p][r], tuple)})
-        for p, picks in enumerate(picked):
-            results = []
-            for c, score, r in picks:
-                paper = papers.get(self.index.ids[base[c]])
-                if paper is None:
-                    continue
-                results.append(Result(paper, score, _label(labels[p], r, titles)))
-            out[who_of[p][0]] = results
+        batch = _Batch(self, base, _clamp(k))
+        chunks = [targets[i:i + FANOUT_BLOCK] for i in range(0, len(targets), FANOUT_BLOCK)]
+        # blocks on every core, each block's products on one: the exponentials, top-k and
+        # Python parts of one block run while another block's products do
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(FANOUT_THREADS) as pool:
+            for part in pool.map(self._picks_of_block, chunks, itertools.repeat(batch)):
+                out.update(part)
         return out
 
+    def _picks_of_block(self, targets: list[tuple[str, bool]], batch: _Batch) -> dict[str, list[Result]]:
+        """picks_for_many for one block of targets."""
+        table, labels, who, gone = self._signal_table(targets, self._read_states(targets), batch.position)
+        if not who:
+            return {}
+        for _, scores, reasons_of in score_blocks(table, batch.matrix, batch.background, block=len(who)):
+            scores[gone] = -np.inf
+            picks = batch.picker.choose(scores)
+            reasons = reasons_of(np.arange(len(who)), picks)
+            values = np.take_along_axis(scores, np.maximum(picks, 0), axis=1)
+        papers = batch.papers({c for c in picks.ravel().tolist() if c >= 0})
+        reasons = reasons.tolist()
+        titles = self._titles({labels[r][0] for rows in reasons for r in rows
+                               if r >= 0 and isinstance(labels[r], tuple)})
+        return {name: [Result(papers[c], score, _label(labels, r, titles))
+                       for c, r, score in zip(picks, rows, scores) if c >= 0 and papers[c]]
+                for name, picks, rows, scores in zip(who, picks.tolist(), reasons, values.tolist())}
+
+    def _signal_table(self, targets: list[tuple[str, bool]], states: list[dict[str, Any]],
+                      position: dict[str, int]):
+        """The signals of every target with at least one positive, as one SignalTable; the
+        words of each row's reason (a string, (paper id, "which you liked"), or None); who
+        each person of the table is; and what they exclude, as (person, candidate) arrays
+        (`position`: candidate of each paper id)."""
+        shown_at = {pid.encode(): n for pid, n in position.items()}
+        gone_person: list[int] = []
+        gone_column: list[int] = []
+        topic_vectors = self._topic_vectors({t for st in states for t in st["topics"]})
+        topic_at = {t: n for n, t in enumerate(topic_vectors)}
+        topic_words: dict[tuple[str, str], str] = {}
+        source: list[int] = []   # an index row, or -1 - the topic's position
+        kinds: list[int] = []
+        ages: list[float] = []
+        labels: list = []
+        starts, who_of = [0], []
+        topic, like, save, dislike = (KIND_CODES[x] for x in ("topic", "like", "save", "dislike"))
+        now = time.time()
+        for (who, is_channel), st in zip(targets, states):
+            mark, positive = len(source), bool(st["topics"])
+            label = "this channel's topic" if is_channel else "your topic"
+            by = "people here" if is_channel else "you"
+            for t in st["topics"]:
+                words = topic_words.get((label, t))
+                if words is None:
+                    words = topic_words[(label, t)] = f"matches {label} '{_shorten(t)}'"
+                source.append(-1 - topic_at[t])
+                kinds.append(topic)
+                ages.append(0.0)
+                labels.append(words)
+            for pid, state, _ in st["feedback"]:
+                row = self.index.row_of(pid)
+                if row is None:
+                    continue
+                age = max(0.0, (now - state.get("ts", now)) / 86400)
+                said = [(save, (pid, f"which {by} saved"))] if state.get("saved") else []
+                if state.get("rating") == "like":
+                    said.append((like, (pid, f"which {by} liked")))
+                elif state.get("rating") == "dislike":
+                    said.append((dislike, None))
+                for kind, words in said:
+                    positive = positive or kind != dislike
+                    source.append(row)
+                    kinds.append(kind)
+                    ages.append(age)
+                    labels.append(words)
+            if positive:
+                starts.append(len(source))
+                gone = {c for c in map(shown_at.get, st["shown"]) if c is not None}
+                gone.update(c for c in map(position.get, (f[0] for f in st["feedback"])) if c is not None)
+                gone_person += [len(who_of)] * len(gone)
+                gone_column += gone
+                who_of.append(who)
+            else:
+                for column in (source, kinds, ages, labels):
+                    del column[mark:]
+        src = np.asarray(source, dtype=np.int64)
+        vectors = np.empty((len(src), self.index.dim), dtype=np.float32)
+        topics = src < 0
+        if topics.any():
+            vectors[topics] = np.asarray(list(topic_vectors.values()), dtype=np.float32)[-1 - src[topics]]
+        vectors[~topics] = self.index.matrix[src[~topics]]
+        table = SignalTable(vectors, np.asarray(kinds, dtype=np.int8), np.asarray(ages), np.asarray(starts))
+        return table, labels, who_of, (np.asarray(gone_person, dtype=np.int64),
+                                       np.asarray(gone_column, dtype=np.int64))
+
+
     def _read_states(self, targets: list[tuple[str, bool]]) -> list[dict[str, Any]]:
-        """Topics, feedback (paper, state, person) and exclusions of each target, read by a
-        script for READ_PER_CALL targets at a time (one round trip, one reply to parse)."""
+        """Topics, feedback (paper, state, person) and shown papers (raw ids) of each target,
+        read by a script for FANOUT_BLOCK targets at a time (one round trip, one reply to parse)."""
         script = self.store.r.register_script(_READ_STATES)
         states = []
-        for start in range(0, len(targets), READ_PER_CALL):
-            chunk = targets[start:start + READ_PER_CALL]
+        for start in range(0, len(targets), FANOUT_BLOCK):
+            chunk = targets[start:start + FANOUT_BLOCK]
             keys = []
             for who, is_channel in chunk:
                 keys += [self.people.key(who, "topics"),
@@ -519,9 +555,8 @@ class Recommender:
                     field = feedback[i].decode()
                     person, pid = field.split(" ", 1) if is_channel else (who, field)
                     items.append((pid, _loads(feedback[i + 1]), person))
-                exclude = {m.decode() for m in shown} | {pid for pid, _, _ in items}
                 states.append({"topics": sorted(v.decode() for v in topics),
-                               "feedback": items, "exclude": exclude})
+                               "feedback": items, "shown": shown})
         return states
 
     def _titles(self, ids: set[str]) -> dict[str, str]:
@@ -564,7 +599,6 @@ for i = 1, #KEYS, 3 do
 end
 return out
 """
-READ_PER_CALL = 500
 
 
 def _label(labels: list, reason: int, titles: dict[str, str]) -> str:
@@ -576,6 +610,25 @@ def _label(labels: list, reason: int, titles: dict[str, str]) -> str:
         pid, which = label
         return f"close to '{_shorten(titles.get(pid, pid))}', {which}"
     return label
+
+
+class _Batch:
+    """What every block of one picks_for_many shares: the candidates and their papers."""
+
+    def __init__(self, rec: Recommender, base: np.ndarray, k: int):
+        self.rec, self.base = rec, base
+        self.matrix = np.asarray(rec.index.matrix[base], dtype=np.float32)
+        self.position = {rec.index.ids[r]: n for n, r in enumerate(base)}
+        self.picker = _BatchMMR(self.matrix, k, k * POOL_PER_PICK)
+        self.background = rec._corpus_background()
+        self._papers: dict[int, Paper | None] = {}
+
+    def papers(self, columns: set[int]) -> dict[int, Paper | None]:
+        """The Paper of each candidate column, read once per batch."""
+        missing = [c for c in columns if c not in self._papers]
+        got = self.rec.store.get_papers([self.rec.index.ids[self.base[c]] for c in missing])
+        self._papers.update(zip(missing, got))
+        return self._papers
 
 
 class _BatchMMR:
@@ -592,7 +645,8 @@ class _BatchMMR:
         n = len(matrix)
         self.cosines = self.x @ self.x.T if n <= self.SIMILARITIES_UP_TO else None
 
-    def choose(self, scores: np.ndarray) -> list[np.ndarray]:
+    def choose(self, scores: np.ndarray) -> np.ndarray:
+        """(people, k) candidate columns in the order MMR picks them, -1 past the last."""
         people, n = scores.shape
         size = min(self.pool, n)
         if size < n:
@@ -627,7 +681,7 @@ class _BatchMMR:
             else:
                 sims = np.einsum("bnd,bd->bn", self.x[top], self.x[chosen])
             redundancy = np.maximum(redundancy, sims)
-        return [row[row >= 0] for row in picks]
+        return picks
 
 
 def _why(signals: list[Signal], reason: int) -> str:

@@ -8,7 +8,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from recommender import ranking
+from recommender import batch_scoring, ranking
 from recommender.embedder import Embedder, check_precision, choose_precision
 from recommender.index import VectorIndex, faiss_available
 
@@ -39,14 +39,14 @@ def test_score_many_is_score_candidates_for_everyone():
     people.append([ranking.Signal(np.ones(32, dtype=np.float32) / np.sqrt(32), "flat", "topic"),
                    ranking.Signal(corpus[5], "l", "like")])
     candidates, background = corpus[:700], ranking.prepare_background(corpus[1000:2000])
-    many = ranking.score_many(people, candidates, background)
+    many = batch_scoring.score_many(people, candidates, background, block=40)
     for p, signals in enumerate(people):
         one = ranking.score_candidates(signals, candidates, background)
         np.testing.assert_allclose(many.scores[p], one.scores, atol=1e-4, rtol=1e-5)
         top = np.argsort(-one.scores, kind="stable")[:20]
-        assert (many.reasons(p, top) == one.reasons[top]).all()
+        assert (many.reasons[p][top] == one.reasons[top]).all()
     with pytest.raises(ValueError, match="unknown signal kind"):
-        ranking.score_many([[ranking.Signal(corpus[0], "x", "meh")]], candidates, background)
+        batch_scoring.score_many([[ranking.Signal(corpus[0], "x", "meh")]], candidates, background)
 
 
 def test_picks_for_many_are_recommend_and_picks_for_channel(rec, demo):
