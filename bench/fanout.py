@@ -9,8 +9,9 @@ Floors, computed in the same process and alternated with it:
 - `fanout_ratio`: the bare matrix product of every person's signal vectors (topics, liked,
   saved, disliked) with the candidates, then per person the best signal and a top-k that skips
   the excluded papers: a nearest-interest recommender with nothing else.
-- `fanout_ratio_with_background`: the same plus the products the ranking is defined on, the
-  interests against the 2,000-paper background sample its z-scores are taken against.
+- `fanout_ratio_with_background`: the same plus the product the ranking is defined on, the
+  interests against the background's soft-max sample (500 papers) that sets the soft
+  maximum's scale.
 The one-person-at-a-time path (`recommend` per person, what the scheduler did before) is timed
 on a sample and scaled up, for comparison.
 """
@@ -22,6 +23,8 @@ import time
 from typing import Any
 
 import numpy as np
+
+from recommender.batch_scoring import KIND_CODES
 
 from .common import QUERIES, Row, log, timed
 
@@ -73,24 +76,12 @@ def cleanup(rec) -> None:
     delete_prefix(rec.store.r, f"{rec.store.prefix}{{{WORKSPACE}")
 
 
-def _signals_for_floor(rec, people: list[str]):
-    """Every person's signal vectors (rows), owners and exclusions, read outside the timing."""
-    states = rec._read_states([(p, False) for p in people])
-    topic_vectors = rec._topic_vectors({t for st in states for t in st["topics"]})
-    vectors, owner, positive, excluded = [], [], [], []
-    for n, st in enumerate(states):
-        for t in st["topics"]:
-            vectors.append(topic_vectors[t])
-            owner.append(n)
-            positive.append(True)
-        for pid, state, _ in st["feedback"]:
-            if pid in rec.index:
-                vectors.append(rec.index.vectors_for([pid])[0])
-                owner.append(n)
-                positive.append(state.get("rating") != "dislike")
-        excluded.append({m.decode() for m in st["shown"]} | {pid for pid, _, _ in st["feedback"]})
-    return (np.asarray(vectors, dtype=np.float32), np.asarray(owner), np.asarray(positive),
-            excluded)
+def _signals_for_floor(rec, people: list[str], position: dict[str, int]):
+    """Every person's signal vectors (rows), owners, whether each is positive, and the
+    excluded (person, candidate) pairs: read outside the timing."""
+    table, _, _, gone = rec._signal_table([(p, False) for p in people], position)
+    owner = np.repeat(np.arange(table.people), np.diff(table.starts))
+    return table.vectors, owner, table.kinds != KIND_CODES["dislike"], gone
 
 
 def run(rec, people_n: int, quick: bool, what: str) -> tuple[list[Row], dict[str, Any]]:
@@ -105,16 +96,18 @@ def run(rec, people_n: int, quick: bool, what: str) -> tuple[list[Row], dict[str
 
 
 def _measure(rec, people, candidates, k, quick, what):
-    vectors, owner, positive, excluded = _signals_for_floor(rec, people)
+    position = {pid: n for n, pid in enumerate(candidates)}
+    vectors, owner, positive, (gone_person, gone_column) = _signals_for_floor(rec, people, position)
     cand_rows = rec.index.rows_for(candidates)
     cmat = np.ascontiguousarray(rec.index.matrix[cand_rows], dtype=np.float32)
-    position = {pid: n for n, pid in enumerate(candidates)}
-    background = np.ascontiguousarray(rec._corpus_background().vectors)
+    bg = rec._corpus_background()
+    background = np.ascontiguousarray(bg.vectors[::bg.soft_step])
     # The floor's data laid out for its speed, outside the timing: people grouped by their
     # number of signals (a person's best signal is then a reshape and a max), in blocks.
     counts = np.bincount(owner, minlength=len(people))
     order = np.argsort(counts, kind="stable")
     starts = np.r_[0, np.cumsum(counts)]
+    excluded = np.split(gone_column, np.searchsorted(gone_person, np.arange(1, len(people))))
     plan = []
     block = 512
     for b0 in range(0, len(order), block):
@@ -126,8 +119,7 @@ def _measure(rec, people, candidates, k, quick, what):
             g = int((counts[members] == c).sum())
             groups.append((at, g, int(c)))
             at += g * int(c)
-        excl = [np.array([position[x] for x in excluded[p] if x in position], dtype=np.int64)
-                for p in members]
+        excl = [excluded[p] for p in members]
         plan.append((np.ascontiguousarray(vectors[rows]), groups, excl,
                      np.ascontiguousarray(vectors[rows][positive[rows]])))
 
@@ -175,7 +167,7 @@ def _measure(rec, people, candidates, k, quick, what):
             "signals x candidates GEMM + top-k", p95=max(reals),
             note=f"{what}; {signals:,} signals ({signals / len(people):.1f}/person); picks_for_many"),
         Row("fan-out, floor incl. background", real_s, "s", floor_bg_s,
-            "same + interests x 2,000 background"),
+            f"same + interests x {len(background)} background"),
         Row("fan-out one person at a time (before)", loop_s, "s", floor_s,
             "signals x candidates GEMM + top-k",
             note=f"recommend() x {len(sample)} scaled to {len(people):,}; "

@@ -122,95 +122,84 @@ def _with_ones(x: np.ndarray) -> np.ndarray:
     return np.hstack([x, np.ones((len(x), 1), dtype=np.float32)])
 
 
-def _runs(counts: np.ndarray, people: np.ndarray):
-    """(count, people) runs of `people` sorted by `counts` (stable), skipping count 0."""
-    order = people[np.argsort(counts[people], kind="stable")]
-    order = order[counts[order] > 0]
-    values, first = np.unique(counts[order], return_index=True)
-    bounds = list(first) + [len(order)]
-    return order, [(int(c), order[bounds[i]:bounds[i + 1]]) for i, c in enumerate(values)]
+def _norms(x: np.ndarray) -> np.ndarray:
+    """Row norms (float64), 1 where a row is ~0 (a z-score's spread: no spread, no scaling)."""
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+    return np.where(norms > 1e-9, norms, 1.0)
+
+
+def _grouped(rows: np.ndarray, owner: np.ndarray, size: int):
+    """`rows` ordered by their owner's number of them (stable: each owner's rows stay
+    together, in order), that count per owner, and the (count, owners) runs in that order."""
+    counts = np.bincount(owner[rows], minlength=size)
+    rows = rows[np.argsort(counts[owner[rows]], kind="stable")]
+    people = np.argsort(counts, kind="stable")
+    people = people[counts[people] > 0]
+    values, first = np.unique(counts[people], return_index=True)
+    bounds = list(first) + [len(people)]
+    return rows, counts, [(int(c), people[bounds[i]:bounds[i + 1]]) for i, c in enumerate(values)]
 
 
 class _Block:
-    """The scores of people lo..hi (one block of :func:`score_blocks`)."""
+    """The scores of the table's people lo..hi (one block of :func:`score_blocks`)."""
 
     def __init__(self, table, lo, hi, cand, cand_aug, soft_aug, bg, T, model_weight, min_positives):
-        self.lo, self.T = lo, T
-        size, n = hi - lo, len(cand)
-        s0, s1 = int(table.starts[lo]), int(table.starts[hi])
-        self.s0 = s0
+        self.lo, self.s0 = lo, int(table.starts[lo])
+        size, s1 = hi - lo, int(table.starts[hi])
         owner = np.repeat(np.arange(size), np.diff(table.starts[lo:hi + 1]))
-        kinds = table.kinds[s0:s1]
-        vec = table.vectors[s0:s1]
-        weight = _WEIGHT[kinds] * decay(table.ages[s0:s1])
-        mu = vec @ bg.mean.astype(np.float32)
-        root = vec @ bg.cov_root
-        sd = np.sqrt(np.einsum("ij,ij->i", root, root, dtype=np.float64))
-        sd = np.where(sd > 1e-9, sd, 1.0)
+        kinds, vec = table.kinds[self.s0:s1], table.vectors[self.s0:s1]
+        weight = _WEIGHT[kinds] * decay(table.ages[self.s0:s1])
         logw = np.log(np.maximum(weight, 1e-12))
+        # mean and sd of each signal's cosines to the background, from its mean and covariance
+        mu = vec @ bg.mean.astype(np.float32)
+        sd = _norms(vec @ bg.cov_root)
         pos = kinds != DISLIKE
-        self.scores = np.zeros((size, n), dtype=np.float32)
+        self.scores = np.zeros((size, len(cand)), dtype=np.float32)
 
         # people whose exponents could leave float32 range: the per-person function
-        bound = (1.0 + np.abs(mu)) / (T * sd) + np.abs(logw)
+        unsafe = np.unique(owner[pos & ((1.0 + np.abs(mu)) / (T * sd) + np.abs(logw) > EXP_SAFE)])
         self.fallback = {}
-        for p in np.unique(owner[pos & (bound > EXP_SAFE)]):
+        for p in unsafe.tolist():
             one = score_candidates(table.signals(lo + p), cand, bg, model_weight=model_weight,
                                    min_positives=min_positives, temperature=T)
             self.scores[p] = one.scores
-            self.fallback[int(p)] = np.where(one.reasons >= 0, one.reasons + table.starts[lo + p] - s0, -1)
-        keep = ~np.isin(owner, list(self.fallback))
-        everyone = np.arange(size)
+            self.fallback[p] = np.where(one.reasons >= 0, one.reasons + table.starts[lo + p] - self.s0, -1)
+        here = ~np.isin(owner, unsafe)
 
-        # interests: rows (v / (T sd), log w - mu / (T sd)), grouped by people's count
-        self.n_pos = np.bincount(owner[pos & keep], minlength=size)
-        pos_idx = np.flatnonzero(pos & keep)
-        pos_idx = pos_idx[np.argsort(self.n_pos[owner[pos_idx]], kind="stable")]
-        _, pos_groups = _runs(self.n_pos, everyone)
-        scale = 1.0 / (T * sd[pos_idx])
-        pos_rows = _rows(vec[pos_idx], scale, logw[pos_idx] - mu[pos_idx] * scale)
-        self.pos_idx = pos_idx
-        # the learned model of people with enough liked/saved papers: its direction, one row
-        paper = _PAPER[kinds] & keep
+        # interests: rows (v / (T sd), log w - mu / (T sd)) . [c; 1] = z / T + log w
+        self.pos_idx, self.n_pos, pos_groups = _grouped(np.flatnonzero(pos & here), owner, size)
+        scale = 1.0 / (T * sd[self.pos_idx])
+        pos_rows = _rows(vec[self.pos_idx], scale, logw[self.pos_idx] - mu[self.pos_idx] * scale)
+        # the learned model of people with enough liked/saved papers: its z-score, one row each
+        paper = _PAPER[kinds] & here
         n_paper = np.bincount(owner[paper], minlength=size)
-        model_who = everyone[n_paper >= min_positives] if model_weight > 0 else everyone[:0]
-        model_rows = np.zeros((0, pos_rows.shape[1]), dtype=np.float32)
-        if len(model_who):
-            rows = np.flatnonzero(paper & (n_paper[owner] >= min_positives))
-            at = np.r_[0, np.cumsum(n_paper[model_who])[:-1]]
-            wp = weight[rows].astype(np.float32)
-            mu_pos = np.add.reduceat(wp[:, None] * vec[rows], at) / np.add.reduceat(wp, at)[:, None]
-            dirs = (mu_pos - bg.mean) @ bg.precision
-            m_root = dirs.astype(np.float32) @ bg.cov_root
-            m_sd = np.sqrt(np.einsum("ij,ij->i", m_root, m_root, dtype=np.float64))
-            m_sd = np.where(m_sd > 1e-9, m_sd, 1.0)
-            model_rows = _rows(dirs, 1.0 / m_sd, -(dirs @ bg.mean) / m_sd)
+        has_model = (n_paper >= min_positives) & (model_weight > 0)
+        model_who = np.flatnonzero(has_model)
+        model_rows = _model_rows(vec, weight, np.flatnonzero(paper & has_model[owner]),
+                                 n_paper[model_who], bg)
         # dislikes: w * max(z - margin, 0) = max(row . [c; 1], 0), margin and weight inside
-        n_neg = np.bincount(owner[~pos & keep], minlength=size) if DISLIKE_PENALTY > 0 else 0 * everyone
-        neg_idx = np.flatnonzero(~pos & keep) if DISLIKE_PENALTY > 0 else pos_idx[:0]
-        neg_idx = neg_idx[np.argsort(n_neg[owner[neg_idx]], kind="stable")]
-        _, neg_groups = _runs(n_neg, everyone)
+        neg = ~pos & here if DISLIKE_PENALTY > 0 else np.zeros_like(pos)
+        neg_idx, _, neg_groups = _grouped(np.flatnonzero(neg), owner, size)
         neg_rows = _rows(vec[neg_idx], weight[neg_idx] / sd[neg_idx],
                          -weight[neg_idx] * (mu[neg_idx] / sd[neg_idx] + DISLIKE_MARGIN))
 
         self.product = np.vstack([pos_rows, model_rows, neg_rows]) @ cand_aug   # one GEMM
-        self.pos_at = np.zeros(size, dtype=np.int64)
+        self.pos_at = np.zeros(size, dtype=np.int64)   # each person's first interest row
         at = 0
         for count, who in pos_groups:
             self.pos_at[who] = at + count * np.arange(len(who))
-            a = self.product[at:at + count * len(who)]
-            if count == 1:   # one interest: its z-score, T (a - log w)
-                self.scores[who] = T * (a - (logw[pos_idx[at:at + len(who)]])[:, None])
+            rows = slice(at, at + count * len(who))
+            if count == 1:   # one interest: the soft maximum is its z-score, T (a - log w)
+                self.scores[who] = T * (self.product[rows] - logw[self.pos_idx[rows], None])
             else:
-                self.scores[who] = _standardised_soft_max(
-                    a, pos_rows[at:at + count * len(who)] @ soft_aug, count, T)
+                self.scores[who] = _standardised_soft_max(self.product[rows], pos_rows[rows] @ soft_aug,
+                                                          count, T)
             at += count * len(who)
         if len(model_who):
             model = self.product[at:at + len(model_who)]
             self.scores[model_who] = (1.0 - model_weight) * self.scores[model_who] + model_weight * model
             at += len(model_who)
-        excess = self.product[at:]
-        np.maximum(excess, 0.0, out=excess)
+        excess = np.maximum(self.product[at:], 0.0, out=self.product[at:])
         at = 0
         for count, who in neg_groups:
             self.scores[who] -= DISLIKE_PENALTY * excess[at:at + count * len(who)].reshape(
@@ -241,6 +230,19 @@ class _Block:
             out[j] = np.where(rows >= 0, rows + self.s0, -1)
         out[~valid] = -1
         return out
+
+
+def _model_rows(vec, weight, rows, counts, bg: Background) -> np.ndarray:
+    """Rows whose product with [c; 1] is the learned model's z-score (ranking's step 2) for
+    people whose liked/saved papers are `rows` (consecutive per person, `counts` each)."""
+    if not len(counts):
+        return np.zeros((0, vec.shape[1] + 1), dtype=np.float32)
+    at = np.r_[0, np.cumsum(counts)[:-1]]
+    wp = weight[rows].astype(np.float32)
+    mu_pos = np.add.reduceat(wp[:, None] * vec[rows], at) / np.add.reduceat(wp, at)[:, None]
+    dirs = (mu_pos - bg.mean) @ bg.precision
+    sd = _norms(dirs.astype(np.float32) @ bg.cov_root)
+    return _rows(dirs, 1.0 / sd, -(dirs @ bg.mean) / sd)
 
 
 def _rows(vectors: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> np.ndarray:

@@ -451,7 +451,7 @@ class Recommender:
 
     def _picks_of_block(self, targets: list[tuple[str, bool]], batch: _Batch) -> dict[str, list[Result]]:
         """picks_for_many for one block of targets."""
-        table, labels, who, gone = self._signal_table(targets, self._read_states(targets), batch.position)
+        table, labels, who, gone = self._signal_table(targets, batch.position)
         if not who:
             return {}
         for _, scores, reasons_of in score_blocks(table, batch.matrix, batch.background, block=len(who)):
@@ -467,41 +467,48 @@ class Recommender:
                        for c, r, score in zip(picks, rows, scores) if c >= 0 and papers[c]]
                 for name, picks, rows, scores in zip(who, picks.tolist(), reasons, values.tolist())}
 
-    def _signal_table(self, targets: list[tuple[str, bool]], states: list[dict[str, Any]],
-                      position: dict[str, int]):
+    def _signal_table(self, targets: list[tuple[str, bool]], position: dict[str, int]):
         """The signals of every target with at least one positive, as one SignalTable; the
         words of each row's reason (a string, (paper id, "which you liked"), or None); who
-        each person of the table is; and what they exclude, as (person, candidate) arrays
-        (`position`: candidate of each paper id)."""
+        each person of the table is; and what they exclude (shown or reacted to), as
+        (person, candidate) arrays (`position`: candidate of each paper id). Parsed straight
+        from the Redis replies: this is most of the fan-out's Python."""
+        replies = self._read_states(targets)
+        topic_vectors = self._topic_vectors({t.decode() for topics, _, _ in replies for t in topics})
+        topic_at = {t.encode(): n for n, t in enumerate(topic_vectors)}
         shown_at = {pid.encode(): n for pid, n in position.items()}
-        gone_person: list[int] = []
-        gone_column: list[int] = []
-        topic_vectors = self._topic_vectors({t for st in states for t in st["topics"]})
-        topic_at = {t: n for n, t in enumerate(topic_vectors)}
-        topic_words: dict[tuple[str, str], str] = {}
+        topic_words: dict[tuple[str, bytes], str] = {}
         source: list[int] = []   # an index row, or -1 - the topic's position
         kinds: list[int] = []
         ages: list[float] = []
         labels: list = []
-        starts, who_of = [0], []
+        starts, who_of, gone_person, gone_column = [0], [], [], []
         topic, like, save, dislike = (KIND_CODES[x] for x in ("topic", "like", "save", "dislike"))
         now = time.time()
-        for (who, is_channel), st in zip(targets, states):
-            mark, positive = len(source), bool(st["topics"])
+        for (who, is_channel), (topics, feedback, shown) in zip(targets, replies):
+            mark, positive = len(source), bool(topics)
             label = "this channel's topic" if is_channel else "your topic"
             by = "people here" if is_channel else "you"
-            for t in st["topics"]:
+            for t in sorted(topics):
                 words = topic_words.get((label, t))
                 if words is None:
-                    words = topic_words[(label, t)] = f"matches {label} '{_shorten(t)}'"
+                    words = topic_words[(label, t)] = f"matches {label} '{_shorten(t.decode())}'"
                 source.append(-1 - topic_at[t])
                 kinds.append(topic)
                 ages.append(0.0)
                 labels.append(words)
-            for pid, state, _ in st["feedback"]:
+            gone = {c for c in map(shown_at.get, shown) if c is not None}
+            for i in range(0, len(feedback), 2):
+                pid = feedback[i].decode()
+                if is_channel:   # member_feedback fields are "<person> <paper>"
+                    pid = pid.split(" ", 1)[1]
+                column = position.get(pid)
+                if column is not None:
+                    gone.add(column)
                 row = self.index.row_of(pid)
                 if row is None:
                     continue
+                state = _loads(feedback[i + 1])
                 age = max(0.0, (now - state.get("ts", now)) / 86400)
                 said = [(save, (pid, f"which {by} saved"))] if state.get("saved") else []
                 if state.get("rating") == "like":
@@ -516,8 +523,6 @@ class Recommender:
                     labels.append(words)
             if positive:
                 starts.append(len(source))
-                gone = {c for c in map(shown_at.get, st["shown"]) if c is not None}
-                gone.update(c for c in map(position.get, (f[0] for f in st["feedback"])) if c is not None)
                 gone_person += [len(who_of)] * len(gone)
                 gone_column += gone
                 who_of.append(who)
@@ -534,30 +539,20 @@ class Recommender:
         return table, labels, who_of, (np.asarray(gone_person, dtype=np.int64),
                                        np.asarray(gone_column, dtype=np.int64))
 
-
-    def _read_states(self, targets: list[tuple[str, bool]]) -> list[dict[str, Any]]:
-        """Topics, feedback (paper, state, person) and shown papers (raw ids) of each target,
-        read by a script for FANOUT_BLOCK targets at a time (one round trip, one reply to parse)."""
+    def _read_states(self, targets: list[tuple[str, bool]]) -> list[list[list[bytes]]]:
+        """(topics, feedback as HGETALL gives it, shown) of each target, as Redis sends them,
+        read by a script for FANOUT_BLOCK targets at a time (one round trip, one reply)."""
         script = self.store.r.register_script(_READ_STATES)
-        states = []
+        replies = []
         for start in range(0, len(targets), FANOUT_BLOCK):
-            chunk = targets[start:start + FANOUT_BLOCK]
             keys = []
-            for who, is_channel in chunk:
+            for who, is_channel in targets[start:start + FANOUT_BLOCK]:
                 keys += [self.people.key(who, "topics"),
                          self.people.key(who, "member_feedback" if is_channel else "feedback"),
                          self.people.key(who, "shown")]
-            replies = script(keys=keys)
-            for n, (who, is_channel) in enumerate(chunk):
-                topics, feedback, shown = replies[3 * n: 3 * n + 3]
-                items = []
-                for i in range(0, len(feedback), 2):
-                    field = feedback[i].decode()
-                    person, pid = field.split(" ", 1) if is_channel else (who, field)
-                    items.append((pid, _loads(feedback[i + 1]), person))
-                states.append({"topics": sorted(v.decode() for v in topics),
-                               "feedback": items, "shown": shown})
-        return states
+            flat = script(keys=keys)
+            replies += [flat[i:i + 3] for i in range(0, len(flat), 3)]
+        return replies
 
     def _titles(self, ids: set[str]) -> dict[str, str]:
         """Titles of stored papers (the reasons' words), without building Paper objects."""

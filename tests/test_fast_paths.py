@@ -8,7 +8,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from recommender import batch_scoring, ranking
+from recommender import batch_scoring, ranking, service
 from recommender.embedder import Embedder, check_precision, choose_precision
 from recommender.index import VectorIndex, faiss_available
 
@@ -39,17 +39,19 @@ def test_score_many_is_score_candidates_for_everyone():
     people.append([ranking.Signal(np.ones(32, dtype=np.float32) / np.sqrt(32), "flat", "topic"),
                    ranking.Signal(corpus[5], "l", "like")])
     candidates, background = corpus[:700], ranking.prepare_background(corpus[1000:2000])
-    many = batch_scoring.score_many(people, candidates, background, block=40)
-    for p, signals in enumerate(people):
-        one = ranking.score_candidates(signals, candidates, background)
-        np.testing.assert_allclose(many.scores[p], one.scores, atol=1e-4, rtol=1e-5)
-        top = np.argsort(-one.scores, kind="stable")[:20]
-        assert (many.reasons[p][top] == one.reasons[top]).all()
+    for options in ({}, {"model_weight": 0.0}, {"min_positives": 2, "temperature": 0.5}):
+        many = batch_scoring.score_many(people, candidates, background, block=40, **options)
+        for p, signals in enumerate(people):
+            one = ranking.score_candidates(signals, candidates, background, **options)
+            np.testing.assert_allclose(many.scores[p], one.scores, atol=1e-4, rtol=1e-5)
+            top = np.argsort(-one.scores, kind="stable")[:20]
+            assert (many.reasons[p][top] == one.reasons[top]).all()
     with pytest.raises(ValueError, match="unknown signal kind"):
         batch_scoring.score_many([[ranking.Signal(corpus[0], "x", "meh")]], candidates, background)
 
 
-def test_picks_for_many_are_recommend_and_picks_for_channel(rec, demo):
+def test_picks_for_many_are_recommend_and_picks_for_channel(rec, demo, monkeypatch):
+    monkeypatch.setattr(service, "FANOUT_BLOCK", 3)   # several blocks, on several threads
     ids = list(demo)
     candidates = ids[10:]
     people = [f"slack:T1:U{n}" for n in range(6)]
