@@ -33,7 +33,6 @@ DISLIKE = KIND_CODES["dislike"]
 _WEIGHT = np.array([KIND_WEIGHTS.get(kind, DISLIKE_WEIGHT) for kind in KINDS])
 _PAPER = np.array([kind in PAPER_KINDS for kind in KINDS])
 EXP_SAFE = 80.0   # |exponent| bound under which float32 exp neither overflows nor underflows
-BLOCK = 512       # people per block: their products stay in the CPU caches, memory flat
 
 
 @dataclass
@@ -70,43 +69,37 @@ class SignalTable:
         return [Signal(self.vectors[r], "", KINDS[self.kinds[r]], float(self.ages[r])) for r in rows]
 
 
-def score_blocks(table: SignalTable, candidates: np.ndarray, background: np.ndarray | Background,
-                 *, model_weight: float = MODEL_WEIGHT, min_positives: int = MIN_POSITIVES_FOR_MODEL,
-                 temperature: float = TEMPERATURE, block: int = BLOCK):
-    """Scores of `candidates` for the table's people, a block of people at a time.
-
-    Yields (first person, their scores (len, n) float32, reasons(people, columns)), where
-    `reasons` gives the table row of the interest that explains each (person, column) (-1:
-    none), like ``score_candidates(...).reasons``; it is valid until the next block."""
+def score_block(table: SignalTable, candidates: np.ndarray, background: np.ndarray | Background,
+                lo: int = 0, hi: int | None = None, *, model_weight: float = MODEL_WEIGHT,
+                min_positives: int = MIN_POSITIVES_FOR_MODEL, temperature: float = TEMPERATURE):
+    """Scores of `candidates` for the table's people lo..hi (all by default): their scores
+    (hi - lo, n) float32, and reasons(people, columns), the table row of the interest that
+    explains each (person, column) (-1: none), like ``score_candidates(...).reasons``.
+    Take a few hundred people at a time: their products then stay in the CPU caches."""
     cand = np.ascontiguousarray(candidates, dtype=np.float32)
     if cand.ndim != 2:
         raise ValueError("candidates must be a (n, d) array")
-    n, d = cand.shape
     bg = prepare_background(background)
-    if bg.vectors.shape[1] != d:
-        raise ValueError(f"background has dimension {bg.vectors.shape[1]}, candidates have {d}")
-    # [candidates | 1] and [soft-max sample | 1], used transposed: BLAS multiplies by a
-    # transposed row-major matrix ~10% faster than by a (d + 1, n) one
-    cand_aug = _with_ones(cand).T
-    soft_aug = _with_ones(bg.vectors[::bg.soft_step]).T
-    for lo in range(0, table.people, block):
-        hi = min(table.people, lo + block)
-        yield lo, *_Block(table, lo, hi, cand, cand_aug, soft_aug, bg, float(temperature),
-                          model_weight, min_positives).result()
+    if bg.vectors.shape[1] != cand.shape[1]:
+        raise ValueError(f"background has dimension {bg.vectors.shape[1]}, candidates have {cand.shape[1]}")
+    block = _Block(table, lo, table.people if hi is None else hi, cand, bg, float(temperature),
+                   model_weight, min_positives)
+    return block.scores, block.reasons
 
 
 def score_many(people: list[list[Signal]], candidates: np.ndarray,
-               background: np.ndarray | Background, **options) -> ManyScored:
-    """:func:`score_blocks` of per-person signal lists, gathered: what a test compares with
-    :func:`score_candidates`."""
+               background: np.ndarray | Background, block: int = 512, **options) -> ManyScored:
+    """:func:`score_block` of per-person signal lists, `block` people at a time, gathered:
+    what a test compares with :func:`score_candidates`."""
     cand = np.asarray(candidates, dtype=np.float32)
     table = SignalTable.of(people, cand.shape[1] if cand.ndim == 2 else 0)
     scores = np.zeros((len(people), len(cand)), dtype=np.float64)
     reasons = {}
-    for lo, block_scores, reasons_of in score_blocks(table, cand, background, **options):
-        scores[lo:lo + len(block_scores)] = block_scores
-        everyone = np.arange(lo, lo + len(block_scores))
-        rows = reasons_of(everyone, np.broadcast_to(np.arange(len(cand)), block_scores.shape))
+    for lo in range(0, len(people), block):
+        hi = min(len(people), lo + block)
+        scores[lo:hi], reasons_of = score_block(table, cand, background, lo, hi, **options)
+        everyone = np.arange(lo, hi)
+        rows = reasons_of(everyone, np.broadcast_to(np.arange(len(cand)), (hi - lo, len(cand))))
         for p, row in zip(everyone, rows):
             reasons[p] = np.where(row >= 0, row - table.starts[p], -1)
     return ManyScored(scores, reasons)
@@ -141,9 +134,9 @@ def _grouped(rows: np.ndarray, owner: np.ndarray, size: int):
 
 
 class _Block:
-    """The scores of the table's people lo..hi (one block of :func:`score_blocks`)."""
+    """The scores of the table's people lo..hi (:func:`score_block`)."""
 
-    def __init__(self, table, lo, hi, cand, cand_aug, soft_aug, bg, T, model_weight, min_positives):
+    def __init__(self, table, lo, hi, cand, bg, T, model_weight, min_positives):
         self.lo, self.s0 = lo, int(table.starts[lo])
         size, s1 = hi - lo, int(table.starts[hi])
         owner = np.repeat(np.arange(size), np.diff(table.starts[lo:hi + 1]))
@@ -183,8 +176,11 @@ class _Block:
         neg_rows = _rows(vec[neg_idx], weight[neg_idx] / sd[neg_idx],
                          -weight[neg_idx] * (mu[neg_idx] / sd[neg_idx] + DISLIKE_MARGIN))
 
-        self.product = np.vstack([pos_rows, model_rows, neg_rows]) @ cand_aug   # one GEMM
+        # one product of every row with [candidates | 1], used transposed: BLAS multiplies by
+        # a transposed row-major matrix ~10% faster than by a (d + 1, n) one
+        self.product = np.vstack([pos_rows, model_rows, neg_rows]) @ _with_ones(cand).T
         self.pos_at = np.zeros(size, dtype=np.int64)   # each person's first interest row
+        soft_rows = _with_ones(bg.vectors[::bg.soft_step])
         at = 0
         for count, who in pos_groups:
             self.pos_at[who] = at + count * np.arange(len(who))
@@ -192,8 +188,8 @@ class _Block:
             if count == 1:   # one interest: the soft maximum is its z-score, T (a - log w)
                 self.scores[who] = T * (self.product[rows] - logw[self.pos_idx[rows], None])
             else:
-                self.scores[who] = _standardised_soft_max(self.product[rows], pos_rows[rows] @ soft_aug,
-                                                          count, T)
+                self.scores[who] = _standardised_soft_max(
+                    self.product[rows], pos_rows[rows] @ soft_rows.T, count, T)
             at += count * len(who)
         if len(model_who):
             model = self.product[at:at + len(model_who)]
@@ -205,9 +201,6 @@ class _Block:
             self.scores[who] -= DISLIKE_PENALTY * excess[at:at + count * len(who)].reshape(
                 len(who), count, -1).sum(axis=1)
             at += count * len(who)
-
-    def result(self):
-        return self.scores, self.reasons
 
     def reasons(self, people: np.ndarray, columns: np.ndarray) -> np.ndarray:
         """For each of `people` (table people of this block) and each of their `columns`
