@@ -39,7 +39,10 @@ def test_score_many_is_score_candidates_for_everyone():
     people.append([ranking.Signal(np.ones(32, dtype=np.float32) / np.sqrt(32), "flat", "topic"),
                    ranking.Signal(corpus[5], "l", "like")])
     candidates, background = corpus[:700], ranking.prepare_background(corpus[1000:2000])
-    for options in ({}, {"model_weight": 0.0}, {"min_positives": 2, "temperature": 0.5}):
+    # a low temperature sends people whose exponents could overflow float32 to the per-person
+    # function, beside the others in the same block
+    for options in ({}, {"model_weight": 0.0}, {"min_positives": 2, "temperature": 0.5},
+                    {"temperature": 0.05}):
         many = batch_scoring.score_many(people, candidates, background, block=40, **options)
         for p, signals in enumerate(people):
             one = ranking.score_candidates(signals, candidates, background, **options)
