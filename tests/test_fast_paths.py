@@ -35,7 +35,7 @@ def test_score_many_is_score_candidates_for_everyone():
     corpus = _unit(base[rng.integers(0, 60, 3000)] + 0.1 * rng.standard_normal((3000, 32)))
     topics = _unit(base[:20] + 0.05 * rng.standard_normal((20, 32)))
     people = _people(rng, corpus, topics, 150) + [[], [ranking.Signal(corpus[0], "x", "dislike")]]
-    # a degenerate interest (no spread against the background) takes the exact per-person path
+    # a flat interest vector, far from every paper: an extreme z-scoring, batched like the rest
     people.append([ranking.Signal(np.ones(32, dtype=np.float32) / np.sqrt(32), "flat", "topic"),
                    ranking.Signal(corpus[5], "l", "like")])
     candidates, background = corpus[:700], ranking.prepare_background(corpus[1000:2000])
