@@ -473,7 +473,7 @@ class Recommender:
         each person of the table is; and what they exclude (shown or reacted to), as
         (person, candidate) arrays (`position`: candidate of each paper id). Parsed straight
         from the Redis replies: this is most of the fan-out's Python."""
-        replies = self._read_states(targets)
+        replies = self._read_states(targets, list(position))
         topic_vectors = self._topic_vectors({t.decode() for topics, _, _ in replies for t in topics})
         topic_at = {t.encode(): n for n, t in enumerate(topic_vectors)}
         shown_at = {pid.encode(): n for pid, n in position.items()}
@@ -539,10 +539,14 @@ class Recommender:
         return table, labels, who_of, (np.asarray(gone_person, dtype=np.int64),
                                        np.asarray(gone_column, dtype=np.int64))
 
-    def _read_states(self, targets: list[tuple[str, bool]]) -> list[list[list[bytes]]]:
+    def _read_states(self, targets: list[tuple[str, bool]],
+                     candidates: list[str]) -> list[list[list[bytes]]]:
         """(topics, feedback as HGETALL gives it, shown) of each target, as Redis sends them,
-        read by a script for FANOUT_BLOCK targets at a time (one round trip, one reply)."""
+        read by a script for FANOUT_BLOCK targets at a time (one round trip, one reply).
+        Only the shown papers among `candidates` come back: a person shown a few papers a day
+        for a year has thousands, and only today's candidates matter."""
         script = self.store.r.register_script(_READ_STATES)
+        wanted = candidates if len(candidates) <= SHOWN_FILTER_UP_TO else []
         replies = []
         for start in range(0, len(targets), FANOUT_BLOCK):
             keys = []
@@ -550,7 +554,7 @@ class Recommender:
                 keys += [self.people.key(who, "topics"),
                          self.people.key(who, "member_feedback" if is_channel else "feedback"),
                          self.people.key(who, "shown")]
-            flat = script(keys=keys)
+            flat = script(keys=keys, args=wanted)
             replies += [flat[i:i + 3] for i in range(0, len(flat), 3)]
         return replies
 
@@ -587,13 +591,25 @@ class Recommender:
 # Cluster they would span slots).
 _READ_STATES = """
 local out = {}
+local wanted = {}
+for _, id in ipairs(ARGV) do wanted[id] = true end
 for i = 1, #KEYS, 3 do
   out[#out + 1] = redis.call('HVALS', KEYS[i])
   out[#out + 1] = redis.call('HGETALL', KEYS[i + 1])
-  out[#out + 1] = redis.call('ZRANGE', KEYS[i + 2], 0, -1)
+  local shown = KEYS[i + 2]
+  if #ARGV == 0 then
+    out[#out + 1] = redis.call('ZRANGE', shown, 0, -1)
+  else   -- (ZMSCORE of every candidate measured slower, even with 4x more shown than them)
+    local kept = {}
+    for _, id in ipairs(redis.call('ZRANGE', shown, 0, -1)) do
+      if wanted[id] then kept[#kept + 1] = id end
+    end
+    out[#out + 1] = kept
+  end
 end
 return out
 """
+SHOWN_FILTER_UP_TO = 20_000   # candidates sent to _READ_STATES to filter the shown papers
 
 
 def _label(labels: list, reason: int, titles: dict[str, str]) -> str:
