@@ -35,6 +35,7 @@ MAX_K = 50
 BACKGROUND_SAMPLE = 2000   # corpus vectors that stand for "everything else" in the learned model
 POOL_PER_PICK = 10         # MMR chooses k picks among the k * POOL_PER_PICK most relevant
 FANOUT_BLOCK = 512         # people per block of picks_for_many, and per read of their state
+FANOUT_CELLS = 1 << 24     # signals x candidates scored at once (64 MB of products)
 FANOUT_THREADS = max(1, min(8, os.cpu_count() or 1))
 
 try:  # orjson parses paper JSON ~3x faster than json: it matters at start (75k papers)
@@ -452,20 +453,30 @@ class Recommender:
 
     def _picks_of_block(self, targets: list[tuple[str, bool]], batch: _Batch) -> dict[str, list[Result]]:
         """picks_for_many for one block of targets."""
-        table, labels, who, gone = self._signal_table(targets, batch.position)
+        table, labels, who, (gone_person, gone_column) = self._signal_table(targets, batch.position)
         if not who:
             return {}
-        scores, reasons_of = score_block(table, batch.matrix, batch.background)
-        scores[gone] = -np.inf
-        picks = batch.picker.choose(scores)
-        reasons = reasons_of(np.arange(len(who)), picks).tolist()
-        values = np.take_along_axis(scores, np.maximum(picks, 0), axis=1)
-        papers = batch.papers({c for c in picks.ravel().tolist() if c >= 0})
+        picks, reasons, values = [], [], []
+        # people whose signals fill at most FANOUT_CELLS products at a time: a year of
+        # feedback is hundreds of signals per person, and memory stays flat
+        per_block = max(1, FANOUT_CELLS // len(batch.matrix))
+        lo = 0
+        while lo < table.people:
+            hi = max(lo + 1, int(np.searchsorted(table.starts, table.starts[lo] + per_block, "right")) - 1)
+            scores, reasons_of = score_block(table, batch.matrix, batch.background, lo, hi)
+            first, last = np.searchsorted(gone_person, [lo, hi])
+            scores[gone_person[first:last] - lo, gone_column[first:last]] = -np.inf
+            picks.append(batch.picker.choose(scores))
+            reasons.append(reasons_of(np.arange(lo, hi), picks[-1]))
+            values.append(np.take_along_axis(scores, np.maximum(picks[-1], 0), axis=1))
+            lo = hi
+        picks, reasons, values = (np.concatenate(x).tolist() for x in (picks, reasons, values))
+        papers = batch.papers({c for row in picks for c in row if c >= 0})
         titles = self._titles({labels[r][0] for rows in reasons for r in rows
                                if r >= 0 and isinstance(labels[r], tuple)})
         return {name: [Result(papers[c], score, _label(labels, r, titles))
                        for c, r, score in zip(columns, rows, row_values) if c >= 0 and papers[c]]
-                for name, columns, rows, row_values in zip(who, picks.tolist(), reasons, values.tolist())}
+                for name, columns, rows, row_values in zip(who, picks, reasons, values)}
 
     def _signal_table(self, targets: list[tuple[str, bool]], position: dict[str, int]):
         """The signals of every target with at least one positive, as one SignalTable; the

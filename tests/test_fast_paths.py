@@ -54,9 +54,11 @@ def test_score_many_is_score_candidates_for_everyone():
 
 
 def test_picks_for_many_are_recommend_and_picks_for_channel(rec, demo, monkeypatch):
-    monkeypatch.setattr(service, "FANOUT_BLOCK", 3)   # several blocks, on several threads
     ids = list(demo)
     candidates = ids[10:]
+    # several blocks of people, on several threads, each scored a few signals at a time
+    monkeypatch.setattr(service, "FANOUT_BLOCK", 3)
+    monkeypatch.setattr(service, "FANOUT_CELLS", 4 * len(candidates))
     people = [f"slack:T1:U{n}" for n in range(6)]
     for n, person in enumerate(people):
         rec.subscribe(person, ["speech recognition", "graph neural networks", "robots"][n % 3])
@@ -74,8 +76,12 @@ def test_picks_for_many_are_recommend_and_picks_for_channel(rec, demo, monkeypat
     veteran = people[0]
     first = {r.paper.id for r in rec.recommend(veteran, k=4, candidates=candidates)}
     rec.mark_shown(veteran, list(first) + [f"2001.{n:05d}" for n in range(len(candidates) + 5)])
+    best = {who: rec.recommend(who, k=1, candidates=candidates)[0].paper.id for who in people[1:]}
+    for who, pid in best.items():   # everybody's best pick, shown: each must be left out
+        rec.mark_shown(who, [pid])
     many = rec.picks_for_many(people + [lonely], [channel], k=4, candidates=candidates)
     assert many[veteran] and not first & {r.paper.id for r in many[veteran]}
+    assert all(pid not in [r.paper.id for r in many[who]] for who, pid in best.items())
     for who in people + [lonely]:
         one = rec.recommend(who, k=4, candidates=candidates)
         assert [(r.paper.id, r.why) for r in many[who]] == [(r.paper.id, r.why) for r in one]
