@@ -459,10 +459,10 @@ class Recommender:
         picks, reasons, values = [], [], []
         # people whose signals fill at most FANOUT_CELLS products at a time: a year of
         # feedback is hundreds of signals per person, and memory stays flat
-        per_block = max(1, FANOUT_CELLS // len(batch.matrix))
+        rows_at_once = max(1, FANOUT_CELLS // len(batch.matrix))
         lo = 0
         while lo < table.people:
-            hi = max(lo + 1, int(np.searchsorted(table.starts, table.starts[lo] + per_block, "right")) - 1)
+            hi = max(lo + 1, int(np.searchsorted(table.starts, table.starts[lo] + rows_at_once, "right")) - 1)
             scores, reasons_of = score_block(table, batch.matrix, batch.background, lo, hi)
             first, last = np.searchsorted(gone_person, [lo, hi])
             scores[gone_person[first:last] - lo, gone_column[first:last]] = -np.inf
