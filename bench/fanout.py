@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from recommender.batch_scoring import KIND_CODES
+from recommender.service import _Batch
 
 from .common import QUERIES, Row, log, timed
 
@@ -76,10 +77,11 @@ def cleanup(rec) -> None:
     delete_prefix(rec.store.r, f"{rec.store.prefix}{{{WORKSPACE}")
 
 
-def _signals_for_floor(rec, people: list[str], position: dict[str, int]):
+def _signals_for_floor(rec, people: list[str], candidates: list[str]):
     """Every person's signal vectors (rows), owners, whether each is positive, and the
     excluded (person, candidate) pairs: read outside the timing."""
-    table, _, _, gone = rec._signal_table([(p, False) for p in people], position)
+    batch = _Batch(rec, rec.index.rows_for(candidates), k=5)
+    table, _, _, gone = rec._signal_table([(p, False) for p in people], batch)
     owner = np.repeat(np.arange(table.people), np.diff(table.starts))
     return table.vectors, owner, table.kinds != KIND_CODES["dislike"], gone
 
@@ -96,8 +98,7 @@ def run(rec, people_n: int, quick: bool, what: str) -> tuple[list[Row], dict[str
 
 
 def _measure(rec, people, candidates, k, quick, what):
-    position = {pid: n for n, pid in enumerate(candidates)}
-    vectors, owner, positive, (gone_person, gone_column) = _signals_for_floor(rec, people, position)
+    vectors, owner, positive, (gone_person, gone_column) = _signals_for_floor(rec, people, candidates)
     cand_rows = rec.index.rows_for(candidates)
     cmat = np.ascontiguousarray(rec.index.matrix[cand_rows], dtype=np.float32)
     bg = rec._corpus_background()

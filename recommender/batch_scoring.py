@@ -69,20 +69,37 @@ class SignalTable:
         return [Signal(self.vectors[r], "", KINDS[self.kinds[r]], float(self.ages[r])) for r in rows]
 
 
-def score_block(table: SignalTable, candidates: np.ndarray, background: np.ndarray | Background,
-                lo: int = 0, hi: int | None = None, *, model_weight: float = MODEL_WEIGHT,
-                min_positives: int = MIN_POSITIVES_FOR_MODEL, temperature: float = TEMPERATURE):
-    """Scores of `candidates` for the table's people lo..hi (all by default): their scores
+@dataclass
+class Candidates:
+    """Candidates and background laid out once, for every block scored against them."""
+
+    vectors: np.ndarray      # (n, d) float32
+    augmented: np.ndarray    # [vectors | 1], transposed: BLAS multiplies by a transposed
+                             # row-major matrix ~10% faster than by a (d + 1, n) one
+    background: Background
+    soft_rows: np.ndarray    # [the background's soft-max sample | 1]
+    mean: np.ndarray         # the background's mean, float32
+
+    @classmethod
+    def of(cls, candidates: np.ndarray, background: np.ndarray | Background) -> Candidates:
+        cand = np.ascontiguousarray(candidates, dtype=np.float32)
+        if cand.ndim != 2:
+            raise ValueError("candidates must be a (n, d) array")
+        bg = prepare_background(background)
+        if bg.vectors.shape[1] != cand.shape[1]:
+            raise ValueError(f"background has dimension {bg.vectors.shape[1]}, candidates have {cand.shape[1]}")
+        return cls(cand, _with_ones(cand).T, bg, _with_ones(bg.vectors[::bg.soft_step]),
+                   bg.mean.astype(np.float32))
+
+
+def score_block(table: SignalTable, candidates: Candidates, lo: int = 0, hi: int | None = None,
+                *, model_weight: float = MODEL_WEIGHT, min_positives: int = MIN_POSITIVES_FOR_MODEL,
+                temperature: float = TEMPERATURE):
+    """Scores of the candidates for the table's people lo..hi (all by default): their scores
     (hi - lo, n) float32, and reasons(people, columns), the table row of the interest that
     explains each (person, column) (-1: none), like ``score_candidates(...).reasons``.
     Take a few hundred people at a time: their products then stay in the CPU caches."""
-    cand = np.ascontiguousarray(candidates, dtype=np.float32)
-    if cand.ndim != 2:
-        raise ValueError("candidates must be a (n, d) array")
-    bg = prepare_background(background)
-    if bg.vectors.shape[1] != cand.shape[1]:
-        raise ValueError(f"background has dimension {bg.vectors.shape[1]}, candidates have {cand.shape[1]}")
-    block = _Block(table, lo, table.people if hi is None else hi, cand, bg, float(temperature),
+    block = _Block(table, lo, table.people if hi is None else hi, candidates, float(temperature),
                    model_weight, min_positives)
     return block.scores, block.reasons
 
@@ -91,15 +108,16 @@ def score_many(people: list[list[Signal]], candidates: np.ndarray,
                background: np.ndarray | Background, block: int = 512, **options) -> ManyScored:
     """:func:`score_block` of per-person signal lists, `block` people at a time, gathered:
     what a test compares with :func:`score_candidates`."""
-    cand = np.asarray(candidates, dtype=np.float32)
-    table = SignalTable.of(people, cand.shape[1] if cand.ndim == 2 else 0)
-    scores = np.zeros((len(people), len(cand)), dtype=np.float64)
+    cand = Candidates.of(candidates, background)
+    table = SignalTable.of(people, cand.vectors.shape[1])
+    n = len(cand.vectors)
+    scores = np.zeros((len(people), n), dtype=np.float64)
     reasons = {}
     for lo in range(0, len(people), block):
         hi = min(len(people), lo + block)
-        scores[lo:hi], reasons_of = score_block(table, cand, background, lo, hi, **options)
+        scores[lo:hi], reasons_of = score_block(table, cand, lo, hi, **options)
         everyone = np.arange(lo, hi)
-        rows = reasons_of(everyone, np.broadcast_to(np.arange(len(cand)), (hi - lo, len(cand))))
+        rows = reasons_of(everyone, np.broadcast_to(np.arange(n), (hi - lo, n)))
         for p, row in zip(everyone, rows):
             reasons[p] = np.where(row >= 0, row - table.starts[p], -1)
     return ManyScored(scores, reasons)
@@ -136,7 +154,8 @@ def _grouped(rows: np.ndarray, owner: np.ndarray, size: int):
 class _Block:
     """The scores of the table's people lo..hi (:func:`score_block`)."""
 
-    def __init__(self, table, lo, hi, cand, bg, T, model_weight, min_positives):
+    def __init__(self, table, lo, hi, cand: Candidates, T, model_weight, min_positives):
+        bg = cand.background
         self.lo, self.s0 = lo, int(table.starts[lo])
         size, s1 = hi - lo, int(table.starts[hi])
         owner = np.repeat(np.arange(size), np.diff(table.starts[lo:hi + 1]))
@@ -144,16 +163,16 @@ class _Block:
         weight = _WEIGHT[kinds] * decay(table.ages[self.s0:s1])
         logw = np.log(np.maximum(weight, 1e-12))
         # mean and sd of each signal's cosines to the background, from its mean and covariance
-        mu = vec @ bg.mean.astype(np.float32)
+        mu = vec @ cand.mean
         sd = _norms(vec @ bg.cov_root)
         pos = kinds != DISLIKE
-        self.scores = np.zeros((size, len(cand)), dtype=np.float32)
+        self.scores = np.zeros((size, len(cand.vectors)), dtype=np.float32)
 
         # people whose exponents could leave float32 range: the per-person function
         unsafe = np.unique(owner[pos & ((1.0 + np.abs(mu)) / (T * sd) + np.abs(logw) > EXP_SAFE)])
         self.fallback = {}
         for p in unsafe.tolist():
-            one = score_candidates(table.signals(lo + p), cand, bg, model_weight=model_weight,
+            one = score_candidates(table.signals(lo + p), cand.vectors, bg, model_weight=model_weight,
                                    min_positives=min_positives, temperature=T)
             self.scores[p] = one.scores
             self.fallback[p] = np.where(one.reasons >= 0, one.reasons + table.starts[lo + p] - self.s0, -1)
@@ -176,11 +195,8 @@ class _Block:
         neg_rows = _rows(vec[neg_idx], weight[neg_idx] / sd[neg_idx],
                          -weight[neg_idx] * (mu[neg_idx] / sd[neg_idx] + DISLIKE_MARGIN))
 
-        # one product of every row with [candidates | 1], used transposed: BLAS multiplies by
-        # a transposed row-major matrix ~10% faster than by a (d + 1, n) one
-        self.product = np.vstack([pos_rows, model_rows, neg_rows]) @ _with_ones(cand).T
+        self.product = np.vstack([pos_rows, model_rows, neg_rows]) @ cand.augmented   # one GEMM
         self.pos_at = np.zeros(size, dtype=np.int64)   # each person's first interest row
-        soft_rows = _with_ones(bg.vectors[::bg.soft_step])
         at = 0
         for count, who in pos_groups:
             self.pos_at[who] = at + count * np.arange(len(who))
@@ -189,7 +205,7 @@ class _Block:
                 self.scores[who] = T * (self.product[rows] - logw[self.pos_idx[rows], None])
             else:
                 self.scores[who] = _standardised_soft_max(
-                    self.product[rows], pos_rows[rows] @ soft_rows.T, count, T)
+                    self.product[rows], pos_rows[rows] @ cand.soft_rows.T, count, T)
             at += count * len(who)
         if len(model_who):
             model = self.product[at:at + len(model_who)]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .batch_scoring import KIND_CODES, SignalTable, score_block
+from .batch_scoring import KIND_CODES, Candidates, SignalTable, score_block
 from .config import Settings
 from .embedder import Embedder
 from .index import VectorIndex
@@ -453,17 +453,17 @@ class Recommender:
 
     def _picks_of_block(self, targets: list[tuple[str, bool]], batch: _Batch) -> dict[str, list[Result]]:
         """picks_for_many for one block of targets."""
-        table, labels, who, (gone_person, gone_column) = self._signal_table(targets, batch.position)
+        table, labels, who, (gone_person, gone_column) = self._signal_table(targets, batch)
         if not who:
             return {}
         picks, reasons, values = [], [], []
         # people whose signals fill at most FANOUT_CELLS products at a time: a year of
         # feedback is hundreds of signals per person, and memory stays flat
-        rows_at_once = max(1, FANOUT_CELLS // len(batch.matrix))
+        rows_at_once = max(1, FANOUT_CELLS // len(batch.position))
         lo = 0
         while lo < table.people:
             hi = max(lo + 1, int(np.searchsorted(table.starts, table.starts[lo] + rows_at_once, "right")) - 1)
-            scores, reasons_of = score_block(table, batch.matrix, batch.background, lo, hi)
+            scores, reasons_of = score_block(table, batch.candidates, lo, hi)
             first, last = np.searchsorted(gone_person, [lo, hi])
             scores[gone_person[first:last] - lo, gone_column[first:last]] = -np.inf
             picks.append(batch.picker.choose(scores))
@@ -478,16 +478,16 @@ class Recommender:
                        for c, r, score in zip(columns, rows, row_values) if c >= 0 and papers[c]]
                 for name, columns, rows, row_values in zip(who, picks, reasons, values)}
 
-    def _signal_table(self, targets: list[tuple[str, bool]], position: dict[str, int]):
+    def _signal_table(self, targets: list[tuple[str, bool]], batch: _Batch):
         """The signals of every target with at least one positive, as one SignalTable; the
         words of each row's reason (a string, (paper id, "which you liked"), or None); who
         each person of the table is; and what they exclude (shown or reacted to), as
-        (person, candidate) arrays (`position`: candidate of each paper id). Parsed straight
-        from the Redis replies: this is most of the fan-out's Python."""
-        replies = self._read_states(targets, list(position))
+        (person, candidate) arrays. Parsed straight from the Redis replies: this is most of
+        the fan-out's Python."""
+        position, shown_at = batch.position, batch.shown_at
+        replies = self._read_states(targets, batch.ids)
         topic_vectors = self._topic_vectors({t.decode() for topics, _, _ in replies for t in topics})
         topic_at = {t.encode(): n for n, t in enumerate(topic_vectors)}
-        shown_at = {pid.encode(): n for pid, n in position.items()}
         topic_words: dict[tuple[str, bytes], str] = {}
         source: list[int] = []   # an index row, or -1 - the topic's position
         kinds: list[int] = []
@@ -635,14 +635,17 @@ def _label(labels: list, reason: int, titles: dict[str, str]) -> str:
 
 
 class _Batch:
-    """What every block of one picks_for_many shares: the candidates and their papers."""
+    """What every block of one picks_for_many shares: the candidates (ids, where each is, as
+    text and as the bytes Redis sends, their vectors laid out for scoring) and their papers."""
 
     def __init__(self, rec: Recommender, base: np.ndarray, k: int):
         self.rec, self.base = rec, base
-        self.matrix = np.asarray(rec.index.matrix[base], dtype=np.float32)
-        self.position = {rec.index.ids[r]: n for n, r in enumerate(base)}
-        self.picker = _BatchMMR(self.matrix, k, k * POOL_PER_PICK)
-        self.background = rec._corpus_background()
+        self.ids = [rec.index.ids[r] for r in base]
+        self.position = {pid: n for n, pid in enumerate(self.ids)}
+        self.shown_at = {pid.encode(): n for n, pid in enumerate(self.ids)}
+        matrix = np.asarray(rec.index.matrix[base], dtype=np.float32)
+        self.candidates = Candidates.of(matrix, rec._corpus_background())
+        self.picker = _BatchMMR(matrix, k, k * POOL_PER_PICK)
         self._papers: dict[int, Paper | None] = {}
 
     def papers(self, columns: set[int]) -> dict[int, Paper | None]:
