@@ -91,7 +91,7 @@ class Background:
         if lam <= 1e-12:                       # a single vector (or identical ones)
             lam = 1.0 / d
         self.precision = np.linalg.inv(cov + lam * np.eye(d))
-        self.cov = cov                         # for score_many: mean/std of ref @ v without ref
+        self.cov = cov                         # for batch_scoring: mean/std of ref @ v without ref
         self._cov_root: np.ndarray | None = None
         # The soft maximum is standardised against every `soft_step`-th row only: its mean and
         # spread need no more, and the daily fan-out pays a product per row for each person.
