@@ -108,7 +108,7 @@ def search(query: str, k: int, since: dt.datetime | None, as_json: bool) -> None
     with open_recommender() as rec:
         try:
             results = rec.search(query, k=k, since=since.date() if since else None)
-        except ValueError as exc:
+        except (PaperNotFound, ValueError) as exc:
             _fail(str(exc))
         _print_results(results, as_json)
 
@@ -229,24 +229,47 @@ def forget(who: str, yes: bool) -> None:
 
 @main.command("eval")
 @click.option("--data", "data_dir", default="../shared/data", show_default=True,
-              type=click.Path(file_okay=False), help="The folder that holds citeulike/.")
+              type=click.Path(file_okay=False),
+              help="The folder that holds citeulike/ and reviewer-expertise-dev/.")
+@click.option("--tasks", default="citeulike,expertise,topic", show_default=True,
+              help="Comma list of the tasks to run: citeulike, expertise, topic.")
 @click.option("--users", default=2000, show_default=True, type=click.IntRange(min=0),
               help="Users sampled (seeded) per variant; 0 evaluates every eligible user.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object {variant: {method: {metric: value}}}.")
-def eval_command(data_dir: str, users: int, seed: int, as_json: bool) -> None:
-    """Offline evaluation on CiteULike user libraries against baselines, in one run."""
+def eval_command(data_dir: str, tasks: str, users: int, seed: int, as_json: bool) -> None:
+    """Offline evaluation against baselines, in one run: CiteULike user libraries, reviewer
+    expertise (ordering a few close papers) and typed topics (day-one users)."""
+    import time
     from pathlib import Path
 
     from tqdm import tqdm
 
+    from recommender import eval_tasks
     from recommender.evaluate import format_table, run_evaluation
 
+    known = ("citeulike", "expertise", "topic")
+    chosen = [t.strip() for t in tasks.split(",") if t.strip()]
+    unknown = [t for t in chosen if t not in known]
+    if unknown or not chosen:
+        _fail(f"unknown task(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(known)}")
     citeulike = Path(data_dir) / "citeulike"
-    if not (citeulike / "papers.jsonl").is_file():
+    expertise = Path(data_dir) / "reviewer-expertise-dev"
+    if "citeulike" in chosen and not (citeulike / "papers.jsonl").is_file():
         _fail(f"no CiteULike data in {citeulike} (a plain clone has none): pass --data DIR, "
               "the folder that holds citeulike/, e.g. --data ../shared/data")
+    needs = {"expertise": [expertise / "papers.jsonl", expertise / "reviewers.jsonl"],
+             "topic": [citeulike / "papers.jsonl", citeulike / "citeulike-a" / "users.dat",
+                       citeulike / "citeulike-a" / "tags.dat",
+                       citeulike / "citeulike-a" / "item-tag.dat"]}
+    for task, paths in needs.items():
+        missing = [str(path) for path in paths if not path.is_file()]
+        if task in chosen and missing:
+            click.echo(f"paperbot: skipping the {task} task: {missing[0]} is missing", err=True)
+            chosen.remove(task)
+    if not chosen:
+        _fail("no task left to run")
     bars: dict[str, tqdm] = {}
 
     def progress(variant: str, done: int, total: int) -> None:
@@ -254,20 +277,45 @@ def eval_command(data_dir: str, users: int, seed: int, as_json: bool) -> None:
                                             disable=None, unit=" users"))
         bar.update(done - bar.n)
 
+    results: dict = {}
+    tables: list[str] = []
     with open_recommender() as rec:
-        results = run_evaluation(citeulike, rec.embed_texts, users=users or None, seed=seed,
-                                 progress=progress)
-    for bar in bars.values():
-        bar.close()
-    meta = results.pop("meta")
+        if "citeulike" in chosen:
+            started = time.perf_counter()
+            cite = run_evaluation(citeulike, rec.embed_texts, users=users or None, seed=seed,
+                                  progress=progress)
+            for bar in bars.values():
+                bar.close()
+            meta = cite.pop("meta")
+            results.update(cite)
+            tables.append("CiteULike libraries\n" + format_table(cite))
+            click.echo(f"citeulike: seed {meta['seed']}, holdout {meta['holdout']:.0%}, "
+                       f"{time.perf_counter() - started:.0f} s; users per variant: "
+                       + ", ".join(f"{v} {m.get('users', '?')}"
+                                   for v, m in meta["variants"].items()), err=True)
+        if "expertise" in chosen:
+            started = time.perf_counter()
+            results["expertise"], meta = eval_tasks.run_expertise(expertise, rec.embed_texts,
+                                                                  seed=seed)
+            tables.append(eval_tasks.format_task_table(
+                f"Reviewer expertise: {meta['researchers']} researchers, {meta['rated_papers']} "
+                f"rated papers, mean of {meta['profile_datasets']} profile datasets",
+                results["expertise"], ("loss",), lower_is_better=True,
+                paired=meta.get("paperbot_minus")))
+            click.echo(f"expertise: {time.perf_counter() - started:.1f} s", err=True)
+        if "topic" in chosen:
+            started = time.perf_counter()
+            results["topic"], meta = eval_tasks.run_topic(citeulike, rec.embed_texts, seed=seed)
+            tables.append(eval_tasks.format_task_table(
+                f"Typed topics (CiteULike tags, {meta['half']} half): {meta['topics']} topics, "
+                f"{meta['papers']} papers, mean {meta['mean_relevant']:.0f} relevant",
+                results["topic"], eval_tasks.TOPIC_METRICS, paired=meta.get("paperbot_minus")))
+            click.echo(f"topic: {time.perf_counter() - started:.1f} s "
+                       f"(embedding {meta['embed_seconds']:.1f} s)", err=True)
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:
-        click.echo(format_table(results))
-    click.echo(f"seed {meta['seed']}, holdout {meta['holdout']:.0%}, "
-               f"{meta['total_seconds']:.0f} s; users per variant: "
-               + ", ".join(f"{v} {m.get('users', '?')}" for v, m in meta["variants"].items()),
-               err=True)
+        click.echo("\n\n".join(tables))
 
 
 @main.command("bench")

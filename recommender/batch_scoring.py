@@ -14,7 +14,8 @@ holds it to the per-person function). What makes it fast:
   (|z| <= (1 + |mu|) / sd, as cosines are within [-1, 1]); a person whose signals could leave
   it is scored by :func:`ranking.score_candidates` itself;
 - the learned model's direction is one more row, and dislikes fold their margin and weight into
-  theirs, so their penalty is a relu and a sum.
+  theirs, so their penalty is a relu and a sum;
+- a topic's word match (``lexical``) is one row per distinct topic, added to its product rows.
 Popularity is not supported here (the daily fan-out does not use it).
 """
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .ranking import (DISLIKE_MARGIN, DISLIKE_PENALTY, DISLIKE_WEIGHT, KIND_WEIGHTS, KINDS,
-                      MIN_POSITIVES_FOR_MODEL, MODEL_WEIGHT, PAPER_KINDS, TEMPERATURE,
+                      LEXICAL_WEIGHT, MIN_POSITIVES_FOR_MODEL, MODEL_WEIGHT, PAPER_KINDS, TEMPERATURE,
                       Background, Signal, _stack, decay, prepare_background, score_candidates)
 
 KIND_CODES = {kind: n for n, kind in enumerate(KINDS)}
@@ -43,14 +44,27 @@ class SignalTable:
     kinds: np.ndarray     # (rows,) KIND_CODES
     ages: np.ndarray      # (rows,) days
     starts: np.ndarray    # (people + 1,)
+    lexical_of: np.ndarray | None = None   # (rows,) row of `lexical` for the signal, -1: none
+    lexical: np.ndarray | None = None      # (distinct topics, candidates) word match, float32
 
     @property
     def people(self) -> int:
         return len(self.starts) - 1
 
+    def lexical_for(self, p: int, n: int) -> np.ndarray | None:
+        """Person p's word matches as score_candidates takes them, (n, their signals)."""
+        if self.lexical_of is None:
+            return None
+        rows = self.lexical_of[self.starts[p]:self.starts[p + 1]]
+        out = np.zeros((n, len(rows)), dtype=np.float32)
+        out[:, rows >= 0] = self.lexical[rows[rows >= 0]].T
+        return out
+
     @classmethod
-    def of(cls, people: list[list[Signal]], d: int) -> SignalTable:
-        """The table of per-person signal lists (what :func:`score_candidates` takes)."""
+    def of(cls, people: list[list[Signal]], d: int,
+           lexical: list[np.ndarray | None] | None = None) -> SignalTable:
+        """The table of per-person signal lists (what :func:`score_candidates` takes), with
+        each person's optional `lexical` (n, their signals) word matches."""
         flat = [s for signals in people for s in signals]
         unknown = sorted({s.kind for s in flat if s.kind not in KIND_CODES})
         if unknown:
@@ -59,10 +73,21 @@ class SignalTable:
         if any(row.shape[0] != d for row in rows):
             for signals in people:   # the per-person function names the offending signal
                 _stack(signals, list(range(len(signals))), d)
+        lexical_of, columns = None, []
+        if lexical is not None:
+            lexical_of = np.full(len(flat), -1, dtype=np.int64)
+            at = 0
+            for signals, lex in zip(people, lexical):
+                for j, signal in enumerate(signals):
+                    if lex is not None and signal.kind == "topic":
+                        lexical_of[at + j] = len(columns)
+                        columns.append(np.asarray(lex, dtype=np.float32)[:, j])
+                at += len(signals)
         return cls(np.asarray(rows, dtype=np.float32).reshape(len(rows), d),
                    np.array([KIND_CODES[s.kind] for s in flat], dtype=np.int8),
                    np.array([s.age_days for s in flat], dtype=np.float64),
-                   np.r_[0, np.cumsum([len(signals) for signals in people])].astype(np.int64))
+                   np.r_[0, np.cumsum([len(signals) for signals in people])].astype(np.int64),
+                   lexical_of, np.asarray(columns, dtype=np.float32) if columns else None)
 
     def signals(self, p: int) -> list[Signal]:
         rows = range(self.starts[p], self.starts[p + 1])
@@ -105,11 +130,13 @@ def score_block(table: SignalTable, candidates: Candidates, lo: int = 0, hi: int
 
 
 def score_many(people: list[list[Signal]], candidates: np.ndarray,
-               background: np.ndarray | Background, block: int = 512, **options) -> ManyScored:
-    """:func:`score_block` of per-person signal lists, `block` people at a time, gathered:
-    what a test compares with :func:`score_candidates`."""
+               background: np.ndarray | Background, block: int = 512,
+               lexical: list[np.ndarray | None] | None = None, **options) -> ManyScored:
+    """:func:`score_block` of per-person signal lists (and their optional `lexical`, as
+    score_candidates takes it), `block` people at a time, gathered: what a test compares
+    with :func:`score_candidates`."""
     cand = Candidates.of(candidates, background)
-    table = SignalTable.of(people, cand.vectors.shape[1])
+    table = SignalTable.of(people, cand.vectors.shape[1], lexical)
     n = len(cand.vectors)
     scores = np.zeros((len(people), n), dtype=np.float64)
     reasons = {}
@@ -173,7 +200,8 @@ class _Block:
         self.fallback = {}
         for p in unsafe.tolist():
             one = score_candidates(table.signals(lo + p), cand.vectors, bg, model_weight=model_weight,
-                                   min_positives=min_positives, temperature=T)
+                                   min_positives=min_positives, temperature=T,
+                                   lexical=table.lexical_for(lo + p, len(cand.vectors)))
             self.scores[p] = one.scores
             self.fallback[p] = np.where(one.reasons >= 0, one.reasons + table.starts[lo + p] - self.s0, -1)
         here = ~np.isin(owner, unsafe)
@@ -196,6 +224,11 @@ class _Block:
                          -weight[neg_idx] * (mu[neg_idx] / sd[neg_idx] + DISLIKE_MARGIN))
 
         self.product = np.vstack([pos_rows, model_rows, neg_rows]) @ cand.augmented   # one GEMM
+        if table.lexical_of is not None:   # topics: + LEXICAL_WEIGHT * word match, over T
+            which = table.lexical_of[self.s0 + self.pos_idx]
+            rows = np.flatnonzero(which >= 0)
+            if len(rows):
+                self.product[rows] += (LEXICAL_WEIGHT / T) * table.lexical[which[rows]]
         self.pos_at = np.zeros(size, dtype=np.int64)   # each person's first interest row
         at = 0
         for count, who in pos_groups:

@@ -42,9 +42,10 @@ import numpy as np
 HALF_LIFE_DAYS = 120.0           # feedback loses half its weight every 120 days
 KIND_WEIGHTS = {"topic": 1.0, "like": 1.0, "save": 2.0}   # weights of the positive kinds
 DISLIKE_WEIGHT = 1.0
-TEMPERATURE = 1.0                # soft-max temperature, in background z-score units
+TEMPERATURE = 1.5                # soft-max temperature, in background z-score units
 MIN_POSITIVES_FOR_MODEL = 5      # liked/saved papers needed before the learned model is used
-MODEL_WEIGHT = 0.5               # blend weight of the learned model (interests get 1 - it)
+MODEL_WEIGHT = 0.3               # blend weight of the learned model (interests get 1 - it)
+LEXICAL_WEIGHT = 2.5             # z-units added to a topic's closeness per unit of word match
 RIDGE = 1.0                      # lambda = RIDGE * trace(S_bg) / d, added to S_bg
 DISLIKE_PENALTY = 1.0            # score units subtracted per z-unit of closeness to a dislike...
 DISLIKE_MARGIN = 1.0             # ...beyond this many background standard deviations
@@ -66,6 +67,7 @@ class Signal:
     kind: str                   # 'topic' | 'like' | 'save' | 'dislike'
     age_days: float = 0.0       # how old the feedback is (topics: 0)
     paper_id: str | None = None
+    words: str | None = None    # a topic's own text, matched word for word (lexical)
 
 
 @dataclass
@@ -156,13 +158,16 @@ def _stack(signals: list[Signal], idx: list[int], d: int) -> np.ndarray:
     return np.stack(rows)
 
 
-def _closeness(cand, ref, vectors, weights, temperature, soft_step):
-    """Soft-max over signals of per-signal z-scored cosines, standardised against the
-    background's soft-max sample (every `soft_step`-th row); also the per-candidate argmax
-    signal (row of `vectors`)."""
+def _closeness(cand, ref, vectors, weights, temperature, soft_step, lexical=None):
+    """Soft-max over signals of per-signal z-scored cosines (plus LEXICAL_WEIGHT times the
+    word match of `lexical`, (n, p), where given), standardised against the background's
+    soft-max sample (every `soft_step`-th row) of the cosines alone; also the per-candidate
+    argmax signal (row of `vectors`)."""
     logw = np.log(np.maximum(weights, 1e-12))
     z_ref = ref @ vectors.T                       # (m, p)
     z = _standardise(cand @ vectors.T, z_ref)     # (n, p)
+    if lexical is not None:
+        z = z + LEXICAL_WEIGHT * lexical
     if len(vectors) == 1:   # one interest: its soft maximum is its z-score, on scale already
         agg = z[:, 0]
     else:
@@ -178,6 +183,7 @@ def score_candidates(
     background: np.ndarray | Background | None = None,
     popularity: np.ndarray | None = None,
     *,
+    lexical: np.ndarray | None = None,
     popularity_weight: float = POPULARITY_WEIGHT,
     model_weight: float = MODEL_WEIGHT,
     min_positives: int = MIN_POSITIVES_FOR_MODEL,
@@ -191,6 +197,9 @@ def score_candidates(
     Pass the same background for everybody: its statistics are computed once and cached.
     `popularity`: optional (n,) count of people (e.g. in the workspace) who liked each candidate;
     it adds ``popularity_weight * log1p(count)``.
+    `lexical`: optional (n, len(signals)) word match of each candidate to each topic signal
+    (:meth:`recommender.lexical.LexicalIndex.scores`; 0 elsewhere): a topic's closeness is its
+    z-scored cosine plus ``LEXICAL_WEIGHT`` times it, so that "RLHF" finds papers that say RLHF.
     A candidate's score depends only on that candidate (not on the other candidates) once the
     background is fixed, so scores are comparable across candidates and across calls.
     """
@@ -216,7 +225,10 @@ def score_candidates(
         w = np.array([KIND_WEIGHTS[signals[i].kind] for i in pos]) * decay(
             [signals[i].age_days for i in pos]
         )
-        scores, top = _closeness(cand, ref, P, w, temperature, bg.soft_step)
+        lex = None
+        if lexical is not None:
+            lex = np.asarray(lexical, dtype=np.float64).reshape(n, len(signals))[:, pos]
+        scores, top = _closeness(cand, ref, P, w, temperature, bg.soft_step, lex)
         reasons = np.asarray(pos, dtype=np.int64)[top]
 
         papers = [j for j, i in enumerate(pos) if signals[i].kind in PAPER_KINDS]

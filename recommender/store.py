@@ -10,8 +10,9 @@ Key schema (P = the prefix). Keys of one person or channel carry its key in a ha
 | P papers:seq                     | string | the ingest sequence counter                            | add_papers        |
 | P vec:<model tag>:<content hash> | string | float32 vector of one text under one model             | embedding cache   |
 | P models                         | hash   | model tag -> vector dimension                          | embedding cache   |
+| P terms:<version>:<content hash> | string | int32 hashed word ids of one text (`lexical.terms_of`)  | add_papers, refresh |
 
-Vectors are keyed by model and content, never by paper: re-ingesting embeds nothing, a revised
+Vectors (and words) are keyed by model (tokeniser version) and content, never by paper: re-ingesting embeds nothing, a revised
 abstract gets a new vector, and two models' vectors can never be mixed up.
 """
 
@@ -162,6 +163,22 @@ class PaperStore:
         pipe.hset(self.key("models"), model_tag, vectors.shape[1])
         for n, (content_hash, vector) in enumerate(zip(hashes, vectors)):
             pipe.set(self.key("vec", model_tag, content_hash), vector.tobytes())
+            if n % CHUNK == CHUNK - 1:
+                pipe.execute()
+        pipe.execute()
+
+    # -- words (the lexical index) ----------------------------------------------------------
+    def get_terms(self, version: str, hashes: list[str]) -> list[np.ndarray | None]:
+        out: list[np.ndarray | None] = []
+        for chunk in _chunks(hashes):
+            raws = self.r.mget([self.key("terms", version, h) for h in chunk])
+            out.extend(None if raw is None else np.frombuffer(raw, dtype=np.int32) for raw in raws)
+        return out
+
+    def put_terms(self, version: str, hashes: Iterable[str], terms: Iterable[np.ndarray]) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for n, (content_hash, ids) in enumerate(zip(hashes, terms)):
+            pipe.set(self.key("terms", version, content_hash), np.asarray(ids, dtype=np.int32).tobytes())
             if n % CHUNK == CHUNK - 1:
                 pipe.execute()
         pipe.execute()
