@@ -51,6 +51,10 @@ class SignalTable:
     def people(self) -> int:
         return len(self.starts) - 1
 
+    def positive_weights(self) -> np.ndarray:
+        """Each row's weight in the ranking (kind and age), 0 for a dislike."""
+        return np.where(self.kinds == DISLIKE, 0.0, _WEIGHT[self.kinds] * decay(self.ages))
+
     def lexical_for(self, p: int, n: int) -> np.ndarray | None:
         """Person p's word matches as score_candidates takes them, (n, their signals)."""
         if self.lexical_of is None:

@@ -27,8 +27,9 @@ Method (:func:`score_candidates`):
    An optional popularity input (e.g. how many people in the workspace liked the paper) adds
    ``popularity_weight * log1p(count)``.
 
-Constants were tuned on CiteULike-a with seed 1 (see ``recommender/evaluate.py``) and reported on
-seed 0. :func:`mmr` re-ranks the scored candidates with maximal marginal relevance.
+Constants were tuned on CiteULike-a with seed 1, the reviewer-expertise dev half and the tuning
+half of the topic task (``paperbot eval``), and reported on seed 0 and the other topic half.
+:mod:`recommender.picking` turns the scores into a digest.
 """
 
 from __future__ import annotations
@@ -254,34 +255,3 @@ def score_candidates(
             raise ValueError(f"popularity has {pop.shape[0]} entries for {n} candidates")
         scores = scores + popularity_weight * np.log1p(np.maximum(pop, 0.0))
     return Scored(scores=scores, reasons=reasons)
-
-
-def mmr(candidates: np.ndarray, scores: np.ndarray, k: int, diversity: float = 0.3) -> list[int]:
-    """Greedy maximal marginal relevance: indices of k candidates, cosine redundancy.
-
-    Each step picks argmax (1 - diversity) * relevance - diversity * max cosine to those picked,
-    with relevance = scores rescaled to [0, 1] so that both terms share a scale.
-    """
-    x = np.asarray(candidates, dtype=np.float32)
-    s = np.asarray(scores, dtype=np.float64)
-    n = len(s)
-    k = max(0, min(int(k), n))
-    if k == 0:
-        return []
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x = x / np.maximum(norms, 1e-12)
-    finite = np.isfinite(s)
-    lo, hi = (s[finite].min(), s[finite].max()) if finite.any() else (0.0, 1.0)
-    rel = np.where(finite, (s - lo) / (hi - lo if hi > lo else 1.0), -1.0)
-    chosen: list[int] = []
-    redundancy = np.full(n, -np.inf)
-    available = np.ones(n, dtype=bool)
-    for _ in range(k):
-        red = np.where(np.isfinite(redundancy), redundancy, 0.0)
-        value = (1.0 - diversity) * rel - diversity * red
-        value[~available] = -np.inf
-        best = int(np.argmax(value))
-        chosen.append(best)
-        available[best] = False
-        redundancy = np.maximum(redundancy, x @ x[best])
-    return chosen

@@ -28,7 +28,8 @@ from .lexical import VERSION as TERMS_VERSION
 from .lexical import LexicalIndex, terms_of
 from .paper import Paper, content_hash, parse_arxiv_id, parse_date
 from .people import PeopleStore, check_who
-from .ranking import LEXICAL_WEIGHT, Background, Signal, mmr, score_candidates
+from .picking import Picker, interest_groups, signal_groups
+from .ranking import LEXICAL_WEIGHT, Background, Signal, score_candidates
 from .store import CHUNK, PaperStore, connect
 
 log = logging.getLogger(__name__)
@@ -474,7 +475,12 @@ class Recommender:
         scored = score_candidates(signals, matrix, self._corpus_background(),
                                   lexical=self._word_match(signals, rows))
         pool = np.argsort(-scored.scores, kind="stable")[: _clamp(k) * POOL_PER_PICK]
-        chosen = pool[mmr(matrix[pool], scored.scores[pool], _clamp(k))]
+        groups, weights = signal_groups(signals)
+        reasons = scored.reasons[pool]
+        picks = Picker(matrix[pool], _clamp(k), len(pool)).choose(
+            scored.scores[pool][None], lambda top: np.where(reasons >= 0, groups[reasons], -1)[top],
+            weights)[0]
+        chosen = pool[picks[picks >= 0]]
         hits = [(self.index.ids[rows[i]], float(scored.scores[i])) for i in chosen]
         papers = self.store.get_papers([pid for pid, _ in hits])
         return [Result(paper, score, _why(signals, scored.reasons[i]))
@@ -519,6 +525,8 @@ class Recommender:
         table, labels, who, (gone_person, gone_column) = self._signal_table(targets, batch)
         if not who:
             return {}
+        groups, weights = interest_groups(table.vectors, table.kinds == KIND_CODES["topic"],
+                                          table.positive_weights(), table.starts)
         picks, reasons, values = [], [], []
         # people whose signals fill at most FANOUT_CELLS products at a time: a year of
         # feedback is hundreds of signals per person, and memory stays flat
@@ -529,7 +537,13 @@ class Recommender:
             scores, reasons_of = score_block(table, batch.candidates, lo, hi)
             first, last = np.searchsorted(gone_person, [lo, hi])
             scores[gone_person[first:last] - lo, gone_column[first:last]] = -np.inf
-            picks.append(batch.picker.choose(scores))
+            people = np.arange(lo, hi)
+
+            def group_of(pool, people=people, reasons_of=reasons_of):
+                rows = reasons_of(people, pool)
+                return np.where(rows >= 0, groups[rows], -1)
+
+            picks.append(batch.picker.choose(scores, group_of, weights[lo:hi]))
             reasons.append(reasons_of(np.arange(lo, hi), picks[-1]))
             values.append(np.take_along_axis(scores, np.maximum(picks[-1], 0), axis=1))
             lo = hi
@@ -712,7 +726,7 @@ class _Batch:
         self.shown_at = {pid.encode(): n for n, pid in enumerate(self.ids)}
         matrix = np.asarray(rec.index.matrix[base], dtype=np.float32)
         self.candidates = Candidates.of(matrix, rec._corpus_background())
-        self.picker = _BatchMMR(matrix, k, k * POOL_PER_PICK)
+        self.picker = Picker(matrix, k, k * POOL_PER_PICK)
         self._papers: dict[int, Paper | None] = {}
         self._word_match: dict[str, np.ndarray] = {}
 
@@ -729,59 +743,6 @@ class _Batch:
         got = self.rec.store.get_papers([self.rec.index.ids[self.base[c]] for c in missing])
         self._papers.update(zip(missing, got))
         return self._papers
-
-
-class _BatchMMR:
-    """What `_picks` chooses for many people over the same candidates: per row of scores
-    (-inf: not a candidate), the `pool` best by score (ties by position, as a stable sort
-    breaks them), then `mmr` of those, batched. The candidates' cosines to each other are
-    computed once (one product), so each MMR step is a gather, not a product per person."""
-
-    SIMILARITIES_UP_TO = 4096   # candidates; beyond, each step computes its products
-
-    def __init__(self, matrix: np.ndarray, k: int, pool: int, diversity: float = 0.3):
-        self.x = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-        self.k, self.pool, self.diversity = k, pool, diversity
-        n = len(matrix)
-        self.cosines = self.x @ self.x.T if n <= self.SIMILARITIES_UP_TO else None
-
-    def choose(self, scores: np.ndarray) -> np.ndarray:
-        """(people, k) candidate columns in the order MMR picks them, -1 past the last."""
-        people, n = scores.shape
-        size = min(self.pool, n)
-        if size < n:
-            top = np.argpartition(-scores, size - 1, axis=1)[:, :size]
-        else:
-            top = np.broadcast_to(np.arange(n), (people, n)).copy()
-        top.sort(axis=1)                                     # ties by position...
-        vals = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-vals, axis=1, kind="stable")     # ...as a stable argsort has them
-        top = np.take_along_axis(top, order, axis=1)
-        vals = np.take_along_axis(vals, order, axis=1)
-        valid = np.isfinite(vals)
-        lo = np.where(valid, vals, np.inf).min(axis=1, keepdims=True)
-        hi = np.where(valid, vals, -np.inf).max(axis=1, keepdims=True)
-        span = np.where(hi > lo, hi - lo, 1.0)
-        rel = np.where(valid, (vals - lo) / span, -1.0)
-        redundancy = np.full(vals.shape, -np.inf)
-        available = valid.copy()
-        picks = np.full((people, self.k), -1, dtype=np.int64)
-        rows = np.arange(people)
-        for step in range(min(self.k, size)):
-            red = np.where(np.isfinite(redundancy), redundancy, 0.0)
-            value = (1.0 - self.diversity) * rel - self.diversity * red
-            value[~available] = -np.inf
-            best = np.argmax(value, axis=1)
-            ok = available[rows, best]
-            chosen = top[rows, best]
-            picks[ok, step] = chosen[ok]
-            available[rows, best] = False
-            if self.cosines is not None:
-                sims = self.cosines[top, chosen[:, None]]
-            else:
-                sims = np.einsum("bnd,bd->bn", self.x[top], self.x[chosen])
-            redundancy = np.maximum(redundancy, sims)
-        return picks
 
 
 def _why(signals: list[Signal], reason: int) -> str:

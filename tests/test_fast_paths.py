@@ -39,13 +39,23 @@ def test_score_many_is_score_candidates_for_everyone():
     people.append([ranking.Signal(np.ones(32, dtype=np.float32) / np.sqrt(32), "flat", "topic"),
                    ranking.Signal(corpus[5], "l", "like")])
     candidates, background = corpus[:700], ranking.prepare_background(corpus[1000:2000])
+    # topics' word matches: most candidates share no word with the topic, a few match well
+    lexical = []
+    for signals in people:
+        lex = np.zeros((700, len(signals)), dtype=np.float32)
+        for j, signal in enumerate(signals):
+            if signal.kind == "topic":
+                lex[:, j] = rng.uniform(0, 1.5, 700) * (rng.random(700) < 0.1)
+        lexical.append(lex if len(signals) % 2 == 0 else None)   # some people without
     # a low temperature sends people whose exponents could overflow float32 to the per-person
     # function, beside the others in the same block
     for options in ({}, {"model_weight": 0.0}, {"min_positives": 2, "temperature": 0.5},
                     {"temperature": 0.05}):
-        many = batch_scoring.score_many(people, candidates, background, block=40, **options)
+        many = batch_scoring.score_many(people, candidates, background, block=40,
+                                        lexical=lexical, **options)
         for p, signals in enumerate(people):
-            one = ranking.score_candidates(signals, candidates, background, **options)
+            one = ranking.score_candidates(signals, candidates, background, lexical=lexical[p],
+                                           **options)
             np.testing.assert_allclose(many.scores[p], one.scores, atol=1e-4, rtol=1e-5)
             top = np.argsort(-one.scores, kind="stable")[:20]
             assert (many.reasons[p][top] == one.reasons[top]).all()
@@ -62,6 +72,8 @@ def test_picks_for_many_are_recommend_and_picks_for_channel(rec, demo, monkeypat
     people = [f"slack:T1:U{n}" for n in range(6)]
     for n, person in enumerate(people):
         rec.subscribe(person, ["speech recognition", "graph neural networks", "robots"][n % 3])
+        if n % 2 == 0:   # two interests: the picks share their seats
+            rec.subscribe(person, "language models")
         for pid in ids[n:n + n % 4]:
             rec.record_feedback(person, pid, "like")
         if n % 2:

@@ -12,7 +12,8 @@ import pytest
 
 from recommender import evaluate as ev
 from recommender import ranking as R
-from recommender.ranking import Signal, mmr, score_candidates
+from recommender.picking import Picker
+from recommender.ranking import Signal, score_candidates
 
 # --------------------------------------------------------------------------------------------
 # hand-written papers, embedded with the real model
@@ -289,6 +290,12 @@ def test_scores_do_not_depend_on_the_other_candidates(synth):
     full = score_candidates(signals, cands, background).scores
     part = score_candidates(signals, cands[10:20], background).scores
     np.testing.assert_allclose(part, full[10:20], rtol=1e-5, atol=1e-5)
+
+
+def mmr(cands, scores, k, diversity=0.3):
+    """The picker's choice for one person (best score first)."""
+    picks = Picker(cands, k, len(cands), diversity).choose(np.asarray(scores)[None])[0]
+    return [int(c) for c in picks if c >= 0]
 
 
 def test_mmr_returns_distinct_indices_and_diversifies_near_duplicates(synth):
