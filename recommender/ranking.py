@@ -47,6 +47,9 @@ TEMPERATURE = 1.5                # soft-max temperature, in background z-score u
 MIN_POSITIVES_FOR_MODEL = 5      # liked/saved papers needed before the learned model is used
 MODEL_WEIGHT = 0.3               # blend weight of the learned model (interests get 1 - it)
 LEXICAL_WEIGHT = 2.5             # z-units added to a topic's closeness per unit of word match
+EXPANSION_PAPERS = 5             # a topic is moved toward those of the 5 papers that match it best
+EXPANSION_WORDS = 0.8            # that also have most of its words (not RL for "RL from human
+EXPANSION_WEIGHT = 3.0           # feedback"), by their mean vector times this, re-normalised
 RIDGE = 1.0                      # lambda = RIDGE * trace(S_bg) / d, added to S_bg
 DISLIKE_PENALTY = 1.0            # score units subtracted per z-unit of closeness to a dislike...
 DISLIKE_MARGIN = 1.0             # ...beyond this many background standard deviations
@@ -135,6 +138,28 @@ def decay(age_days: float | np.ndarray) -> np.ndarray:
     """Weight multiplier of feedback `age_days` old: 1 now, 1/2 after HALF_LIFE_DAYS."""
     age = np.maximum(np.asarray(age_days, dtype=np.float64), 0.0)
     return np.power(0.5, age / HALF_LIFE_DAYS)
+
+
+def expand_topic(vector: np.ndarray, papers: np.ndarray, word_match: np.ndarray,
+                 background: np.ndarray | Background) -> np.ndarray:
+    """A topic's (or query's) vector moved toward the ``EXPANSION_PAPERS`` of `papers` (vectors,
+    e.g. the corpus's best by embedding and by words) that match it best -- z-scored cosine
+    plus ``LEXICAL_WEIGHT`` times `word_match` -- and that have most of its words
+    (``EXPANSION_WORDS``) -- so that a few typed words ("RLHF") reach
+    what those papers are about (DPO, reward models): pseudo-relevance feedback (Rocchio)."""
+    q = np.asarray(vector, dtype=np.float32).reshape(-1)
+    papers = np.asarray(papers, dtype=np.float32)
+    if len(papers) == 0:
+        return q
+    ref = prepare_background(background).vectors @ q
+    fused = (papers @ q - ref.mean()) / max(float(ref.std()), 1e-9) + LEXICAL_WEIGHT * np.asarray(word_match)
+    m = min(EXPANSION_PAPERS, len(papers))
+    best = np.argpartition(-fused, m - 1)[:m]
+    best = best[np.asarray(word_match)[best] >= EXPANSION_WORDS]
+    if len(best) == 0:
+        return q
+    moved = q + EXPANSION_WEIGHT * papers[best].mean(axis=0)
+    return (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32)
 
 
 def _soft_max(z: np.ndarray, log_weights: np.ndarray, temperature: float) -> np.ndarray:

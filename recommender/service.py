@@ -12,7 +12,9 @@ import gc
 import itertools
 import logging
 import os
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -29,7 +31,7 @@ from .lexical import LexicalIndex, terms_of
 from .paper import Paper, content_hash, parse_arxiv_id, parse_date
 from .people import PeopleStore, check_who
 from .picking import Picker, interest_groups, signal_groups
-from .ranking import LEXICAL_WEIGHT, Background, Signal, score_candidates
+from .ranking import LEXICAL_WEIGHT, Background, Signal, expand_topic, score_candidates
 from .store import CHUNK, PaperStore, connect
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ SEARCH_POOL = 100          # a search ranks the k + 100 best by embedding and by
 # percentile 0.39, median 0.80), against eight off-topic queries (0.27-0.45 in CiteULike's
 # 17,000 papers, where something is always loosely related; word match <= 0.6).
 CLOSE_MATCH = 0.35
+EXPANSION_POOL = 50        # a topic's expansion looks at the 50 closest and the 50 best by words
+EXPANSION_CACHE = 10_000   # expanded topics kept in memory
 WORD_MATCH = 0.9
 BACKGROUND_SAMPLE = 2000   # corpus vectors that stand for "everything else" in the learned model
 POOL_PER_PICK = 10         # MMR chooses k picks among the k * POOL_PER_PICK most relevant
@@ -110,6 +114,8 @@ class Recommender:
         self.people = PeopleStore(store.r, store.prefix)
         self.index = VectorIndex(embedder.dim)
         self.lexical = LexicalIndex()   # row for row with `index`
+        self._expansions: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()
+        self._expansions_lock = threading.Lock()
         self._seen_seq = 0.0
         self._background: tuple[int, Background] | None = None
         self.refresh()
@@ -291,26 +297,40 @@ class Recommender:
             raise ValueError("Tell me what to search for, e.g. `search graph neural networks`.")
         vector = self.embedder.encode([query])[0]
         k = _clamp(k)
-        # the embedding's best and the words' best, ranked together as a topic is ranked:
-        # z-scored cosine + LEXICAL_WEIGHT * word match
-        rows = self.index.rows_for(pid for pid, _ in self.index.search(vector, k + SEARCH_POOL,
-                                                                         since, categories))
+        # ranked as a topic is: the query moved toward the papers that match it best, then
+        # z-scored cosine + LEXICAL_WEIGHT * word match, over the embedding's and the words' best
         words = self.lexical.scores(query)
-        if words.any():
-            words[~self.index.mask(since, categories)] = 0.0
-            rows = np.union1d(rows, _top_rows(words, k + SEARCH_POOL))
+        expanded = self._expand(vector, words)
+        rows = self._best_rows(expanded, words, k + SEARCH_POOL, since, categories)
         if len(rows) == 0:
             return []
-        cosines = self.index.matrix[rows].astype(np.float32) @ vector
-        reference = self._corpus_background().vectors @ vector
-        spread = float(reference.std()) or 1.0
-        closeness = (cosines - reference.mean()) / spread
-        fused = closeness + LEXICAL_WEIGHT * words[rows]
+        matrix = self.index.matrix[rows].astype(np.float32)
+        reference = self._corpus_background().vectors @ expanded
+        cosines = matrix @ expanded
+        fused = (cosines - reference.mean()) / max(float(reference.std()), 1e-9) + LEXICAL_WEIGHT * words[rows]
         best = np.argsort(-fused, kind="stable")[:k]
-        if cosines[best].max(initial=-1.0) < CLOSE_MATCH and words[rows[best]].max(initial=0) < WORD_MATCH:
+        typed = matrix[best] @ vector      # closeness to what was typed, not to its expansion
+        if typed.max() < CLOSE_MATCH and words[rows[best]].max() < WORD_MATCH:
             raise NoCloseMatch(f"Nothing I know is a close match for '{_shorten(query)}': try other words.")
-        hits = [(self.index.ids[rows[i]], float(cosines[i])) for i in best]
+        close = [i for i in best if cosines[i] >= CLOSE_MATCH or words[rows[i]] >= WORD_MATCH]
+        hits = [(self.index.ids[rows[i]], float(fused[i])) for i in close]
         return self._results(hits, f"matches your search '{_shorten(query)}'")
+
+    def _best_rows(self, vector: np.ndarray, words: np.ndarray, pool: int,
+                   since: dt.date | None = None, categories: Iterable[str] | None = None) -> np.ndarray:
+        """Rows of the `pool` papers closest to `vector` and the `pool` best by `words` (a
+        word match per row), within the filters."""
+        rows = self.index.rows_for(pid for pid, _ in self.index.search(vector, pool, since, categories))
+        if words.any():
+            if since is not None or categories:
+                words = np.where(self.index.mask(since, categories), words, 0.0)
+            rows = np.union1d(rows, _top_rows(words, pool))
+        return rows
+
+    def _expand(self, vector: np.ndarray, words: np.ndarray) -> np.ndarray:
+        """ranking.expand_topic over the corpus's best by embedding and by words."""
+        rows = self._best_rows(vector, words, EXPANSION_POOL)
+        return expand_topic(vector, self.index.matrix[rows], words[rows], self._corpus_background())
 
     def similar(self, paper_id: str, k: int = 5) -> list[Result]:
         paper = self.get_paper(paper_id)
@@ -425,9 +445,9 @@ class Recommender:
 
     def _topic_signals(self, who: str, label: str) -> list[Signal]:
         topics = self.people.topics(who)
-        vectors, _ = self._embed_cached(topics)
-        return [Signal(vec, f"matches {label} '{_shorten(t)}'", "topic", words=t)
-                for t, vec in zip(topics, vectors)]
+        vectors = self._topic_vectors(set(topics))
+        return [Signal(vectors[t], f"matches {label} '{_shorten(t)}'", "topic", words=t)
+                for t in topics]
 
     def _word_match(self, signals: list[Signal], rows: np.ndarray) -> np.ndarray | None:
         """(rows, signals) word match of each topic signal to the papers of `rows` (the
@@ -662,9 +682,25 @@ class Recommender:
         return titles
 
     def _topic_vectors(self, topics: set[str]) -> dict[str, np.ndarray]:
+        """Each topic's vector, expanded toward the papers that match it best
+        (ranking.expand_topic); kept per topic until the corpus grows by a tenth."""
         ordered = sorted(topics)
         vectors, _ = self._embed_cached(ordered)
-        return dict(zip(ordered, vectors))
+        n = len(self.index)
+        out = {}
+        for topic, vector in zip(ordered, vectors):
+            with self._expansions_lock:
+                hit = self._expansions.get(topic)
+                if hit is not None and n <= hit[0] * 1.1:
+                    self._expansions.move_to_end(topic)
+            if hit is None or n > hit[0] * 1.1:
+                hit = (n, self._expand(vector, self.lexical.scores(topic)))
+                with self._expansions_lock:
+                    self._expansions[topic] = hit
+                    while len(self._expansions) > EXPANSION_CACHE:
+                        self._expansions.popitem(last=False)
+            out[topic] = hit[1]
+        return out
 
     def _corpus_background(self) -> Background:
         """A fixed-seed sample of the corpus, rebuilt when the corpus has grown by a tenth."""
