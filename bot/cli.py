@@ -302,7 +302,8 @@ def eval_command(data_dir: str, tasks: str, users: int, seed: int, as_json: bool
                 f"rated papers, mean of {meta['profile_datasets']} profile datasets",
                 results["expertise"], ("loss",), lower_is_better=True,
                 paired=meta.get("paperbot_minus")))
-            click.echo(f"expertise: {time.perf_counter() - started:.1f} s", err=True)
+            click.echo(f"expertise: {time.perf_counter() - started:.1f} s "
+                       f"(embedding {meta['embed_seconds']:.1f} s)", err=True)
         if "topic" in chosen:
             started = time.perf_counter()
             results["topic"], meta = eval_tasks.run_topic(citeulike, rec.embed_texts, seed=seed)

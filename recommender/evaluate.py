@@ -24,7 +24,10 @@ Protocol (the same for every method, all methods computed in one run on the same
   variant, that hold the paper -- no test leakage); ``tfidf-svm`` (arxiv-sanity-lite: tf-idf of the
   text with its ``compute.py`` settings, one ``LinearSVC(class_weight='balanced', C=0.01)`` per
   user, training papers vs every other paper, score = decision function, as its ``serve.py`` does);
-  ``centroid`` (cosine to the mean embedding of the training papers); ``paperbot``
+  ``centroid`` (cosine to the mean embedding of the training papers); the nearest-neighbour
+  baselines ``max-cosine`` (the largest cosine to a training paper) and ``top3-mean`` (the mean
+  of the 3 largest, fewer for a smaller profile), which paperbot's soft maximum over the liked
+  papers has to beat to be worth its machinery; ``paperbot``
   (:func:`recommender.ranking.score_candidates` with the training papers as 'like' signals,
   a seeded sample of ``BACKGROUND_SIZE`` corpus vectors as background, no popularity).
   Optional (``methods=``): ``paperbot+pop``, the same plus the training-split popularity as the
@@ -56,7 +59,7 @@ HOLDOUT = 0.2
 MIN_ABSTRACT_LIBRARY = 5
 BACKGROUND_SIZE = 2000
 DEFAULT_USERS = 2000
-METHODS = ("random", "popular", "tfidf-svm", "centroid", "paperbot")
+METHODS = ("random", "popular", "tfidf-svm", "centroid", "max-cosine", "top3-mean", "paperbot")
 # Not run by default: paperbot with the optional popularity input (training-split counts).
 EXTRA_METHODS = ("paperbot+pop",)
 METRICS = ("recall@10", "recall@50", "ndcg@10")
@@ -206,6 +209,16 @@ def _svm_scores(X, train: np.ndarray) -> np.ndarray:
     return clf.decision_function(X)
 
 
+def neighbour_scores(sims: np.ndarray, k: int) -> np.ndarray:
+    """Per row of `sims` (candidates x profile cosines), the mean of its k largest values (all of
+    them when the profile has fewer): k=1 is the nearest neighbour."""
+    sims = np.asarray(sims, dtype=np.float64)
+    k = max(1, min(k, sims.shape[1]))
+    if k == 1:
+        return sims.max(axis=1)
+    return np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+
+
 def paperbot_scores(
     vectors: np.ndarray, train: np.ndarray, candidates: np.ndarray, background,
     popularity: np.ndarray | None = None, **kwargs
@@ -257,6 +270,7 @@ def _evaluate_variant(
     for count, user in enumerate(chosen):
         train, test = splits[int(user)]
         candidates = np.setdiff1d(all_items, train, assume_unique=True)
+        sims = None   # candidate x training-paper cosines, shared by the neighbour baselines
         for method in methods:
             t = time.perf_counter()
             if method == "random":
@@ -272,6 +286,10 @@ def _evaluate_variant(
                 centre = vectors[train].mean(axis=0)
                 centre /= max(np.linalg.norm(centre), 1e-12)
                 scores = vectors[candidates] @ centre
+            elif method in ("max-cosine", "top3-mean"):
+                if sims is None:
+                    sims = vectors[candidates] @ vectors[train].T
+                scores = neighbour_scores(sims, 1 if method == "max-cosine" else 3)
             elif method == "paperbot":
                 scores = paperbot_scores(
                     vectors, train, candidates, background, **(paperbot_kwargs or {})
