@@ -230,7 +230,8 @@ class _Block:
         self.product = np.vstack([pos_rows, model_rows, neg_rows]) @ cand.augmented   # one GEMM
         if table.lexical_of is not None:   # topics: + LEXICAL_WEIGHT * word match, over T
             which = table.lexical_of[self.s0 + self.pos_idx]
-            rows = np.flatnonzero(which >= 0)
+            matched = np.r_[table.lexical.any(axis=1), False]     # [-1]: no topic
+            rows = np.flatnonzero(matched[which])
             if len(rows):
                 self.product[rows] += (LEXICAL_WEIGHT / T) * table.lexical[which[rows]]
         self.pos_at = np.zeros(size, dtype=np.int64)   # each person's first interest row

@@ -72,10 +72,9 @@ class LexicalIndex:
         """Set the terms of `row`: the next row (a new paper) or an existing one (a paper whose
         text changed)."""
         with self._lock:
-            if row == len(self._rows):
-                self._rows.append(terms)
-            else:
-                self._rows[row] = terms
+            while len(self._rows) <= row:   # rows an interrupted refresh skipped: no words yet
+                self._rows.append(np.zeros(0, dtype=np.int32))
+            self._rows[row] = terms
             self._matrix = None
 
     def _weights(self) -> sparse.csc_matrix:
@@ -99,6 +98,23 @@ class LexicalIndex:
             self._matrix = tf.tocsc()
             return self._matrix
 
+    def scorer(self, rows: np.ndarray):
+        """`scores(query, rows)` for many queries over the same rows (the daily fan-out's
+        candidates): their words are laid out once, so each query costs only its postings."""
+        weights = self._weights()
+        rows = np.asarray(rows, dtype=np.int64)
+        known = rows < weights.shape[0]
+        part = weights.tocsr()[rows[known]].tocsc()
+
+        def scores(query: str) -> np.ndarray:
+            out = np.zeros(len(rows), dtype=np.float32)
+            terms = np.unique(terms_of(query))
+            if len(terms) and part.shape[0]:
+                sums = np.asarray(part[:, terms].sum(axis=1), dtype=np.float32).ravel()
+                out[known] = sums / _ideal(weights, terms)
+            return out
+        return scores
+
     def scores(self, query: str, rows: np.ndarray | None = None) -> np.ndarray:
         """How well each of `rows` (every row by default) matches the words of `query`: its
         BM25 over the query's BM25 in a paper of average length that has each of its words
@@ -110,10 +126,18 @@ class LexicalIndex:
         if len(terms) == 0 or weights.shape[0] == 0:
             return np.zeros(size, dtype=np.float32)
         n = weights.shape[0]
-        df = np.diff(weights.indptr)[terms]
-        ideal = float(np.log1p((n - df + 0.5) / (df + 0.5)).sum())
-        matched = weights[:, terms]
-        if rows is not None:
-            matched = matched[np.asarray(rows, dtype=np.int64)]
-        total = np.asarray(matched.sum(axis=1), dtype=np.float32).ravel()
-        return total / ideal if ideal > 0 else np.zeros(size, dtype=np.float32)
+        total = np.asarray(weights[:, terms].sum(axis=1), dtype=np.float32).ravel() / _ideal(weights, terms)
+        if rows is None:
+            return total
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.zeros(size, dtype=np.float32)
+        known = rows < n             # a row the vector index has and this one not yet: no words
+        out[known] = total[rows[known]]
+        return out
+
+
+def _ideal(weights: sparse.csc_matrix, terms: np.ndarray) -> float:
+    """A query's BM25 in a paper of average length with each of its words once: the sum of
+    their idf (> 0)."""
+    n, df = weights.shape[0], np.diff(weights.indptr)[terms]
+    return float(np.log1p((n - df + 0.5) / (df + 0.5)).sum())

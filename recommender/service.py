@@ -299,7 +299,7 @@ class Recommender:
         k = _clamp(k)
         # ranked as a topic is: the query moved toward the papers that match it best, then
         # z-scored cosine + LEXICAL_WEIGHT * word match, over the embedding's and the words' best
-        words = self.lexical.scores(query)
+        words = self._words(query)
         expanded = self._expand(vector, words)
         rows = self._best_rows(expanded, words, k + SEARCH_POOL, since, categories)
         if len(rows) == 0:
@@ -326,6 +326,10 @@ class Recommender:
                 words = np.where(self.index.mask(since, categories), words, 0.0)
             rows = np.union1d(rows, _top_rows(words, pool))
         return rows
+
+    def _words(self, text: str) -> np.ndarray:
+        """The word match of `text` to every row of the index."""
+        return self.lexical.scores(text, np.arange(len(self.index)))
 
     def _expand(self, vector: np.ndarray, words: np.ndarray) -> np.ndarray:
         """ranking.expand_topic over the corpus's best by embedding and by words."""
@@ -560,8 +564,12 @@ class Recommender:
             people = np.arange(lo, hi)
 
             def group_of(pool, people=people, reasons_of=reasons_of):
-                rows = reasons_of(people, pool)
-                return np.where(rows >= 0, groups[rows], -1)
+                out = np.zeros(pool.shape, dtype=np.int64)   # one group: no reasons needed
+                several = (weights[people] > 0).sum(axis=1) > 1
+                if several.any():
+                    rows = reasons_of(people[several], pool[several])
+                    out[several] = np.where(rows >= 0, groups[rows], -1)
+                return out
 
             picks.append(batch.picker.choose(scores, group_of, weights[lo:hi]))
             reasons.append(reasons_of(np.arange(lo, hi), picks[-1]))
@@ -694,7 +702,7 @@ class Recommender:
                 if hit is not None and n <= hit[0] * 1.1:
                     self._expansions.move_to_end(topic)
             if hit is None or n > hit[0] * 1.1:
-                hit = (n, self._expand(vector, self.lexical.scores(topic)))
+                hit = (n, self._expand(vector, self._words(topic)))
                 with self._expansions_lock:
                     self._expansions[topic] = hit
                     while len(self._expansions) > EXPANSION_CACHE:
@@ -765,12 +773,13 @@ class _Batch:
         self.picker = Picker(matrix, k, k * POOL_PER_PICK)
         self._papers: dict[int, Paper | None] = {}
         self._word_match: dict[str, np.ndarray] = {}
+        self._words = rec.lexical.scorer(base)
 
     def word_match(self, topic: str) -> np.ndarray:
         """A topic's word match to every candidate (the blocks share their topics)."""
         found = self._word_match.get(topic)
         if found is None:
-            found = self._word_match[topic] = self.rec.lexical.scores(topic, self.base)
+            found = self._word_match[topic] = self._words(topic)
         return found
 
     def papers(self, columns: set[int]) -> dict[int, Paper | None]:
