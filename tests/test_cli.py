@@ -28,11 +28,11 @@ def test_ingest_search_similar_json(cli_env):
 
     hits = json.loads(paperbot("search", "hardware accelerator for neural networks", "-k", "3",
                                "--json", env=cli_env).stdout)
-    assert len(hits) == 3
+    assert 1 <= len(hits) <= 3   # only the close matches among five papers
     assert {"id", "title", "url", "score", "why"} <= set(hits[0])
     assert hits[0]["title"] == "CORDIC Is All You Need"
     assert hits[0]["url"] == "https://arxiv.org/abs/2503.11685"
-    assert hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
 
     similar = json.loads(paperbot("similar", "arXiv:2503.11685v2", "--json", env=cli_env).stdout)
     assert len(similar) == 4 and "2503.11685" not in {h["id"] for h in similar}
