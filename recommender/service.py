@@ -312,8 +312,7 @@ class Recommender:
         typed = matrix[best] @ vector      # closeness to what was typed, not to its expansion
         if typed.max() < CLOSE_MATCH and words[rows[best]].max() < WORD_MATCH:
             raise NoCloseMatch(f"Nothing I know is a close match for '{_shorten(query)}': try other words.")
-        close = [i for i in best if cosines[i] >= CLOSE_MATCH or words[rows[i]] >= WORD_MATCH]
-        hits = [(self.index.ids[rows[i]], float(fused[i])) for i in close]
+        hits = [(self.index.ids[rows[i]], float(fused[i])) for i in best]
         return self._results(hits, f"matches your search '{_shorten(query)}'")
 
     def _best_rows(self, vector: np.ndarray, words: np.ndarray, pool: int,
