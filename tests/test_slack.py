@@ -458,7 +458,7 @@ async def test_user_text_never_pings_or_breaks_formatting(slack, rec):
     evil = "<!channel> <!here> @everyone @channel <@U123> <#C999> *bold* _it_ ~s~ `code` a&b"
     await slack.command(f"subscribe {evil}", "sub")
     await slack.command(f"channel subscribe {evil}", "chsub")
-    await slack.command(f"search {evil}", "search")
+    await slack.command(f"search {evil} graph neural networks", "search")
     await slack.command(f"similar {evil}", "similar")
     await slack.command(f"nonsense {evil}", "help")
     answers = [await slack.answer(tag) for tag in ("sub", "chsub", "similar", "help")]
@@ -556,7 +556,7 @@ async def test_acks_stay_under_3s_while_searches_are_slow(slack, rec, monkeypatc
 
     monkeypatch.setattr(rec, "search", slow_search)
     rec.record_post(LAB, "1700000000.000042", "demo-042")
-    jobs = [slack.send(slash_command(f"search topic {n}", slack.fake.response_url(f"s{n}")))
+    jobs = [slack.send(slash_command(f"search graph neural networks {n}", slack.fake.response_url(f"s{n}")))
             for n in range(5)]
     jobs += [slack.send(slash_command("help", slack.fake.response_url("help"))),
              slack.send(block_action("paper_save", "demo-010", slack.fake.response_url("click"))),
