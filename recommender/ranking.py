@@ -140,6 +140,15 @@ def decay(age_days: float | np.ndarray) -> np.ndarray:
     return np.power(0.5, age / HALF_LIFE_DAYS)
 
 
+def topic_match(vector: np.ndarray, papers: np.ndarray, word_match: np.ndarray,
+                background: np.ndarray | Background) -> np.ndarray:
+    """One topic's (or query's) closeness to each of `papers`, as :func:`score_candidates`
+    scores a person with that one topic: its cosine z-scored against the background, plus
+    ``LEXICAL_WEIGHT`` times `word_match`."""
+    ref = prepare_background(background).vectors @ vector
+    return _standardise(papers @ vector, ref) + LEXICAL_WEIGHT * np.asarray(word_match)
+
+
 def expand_topic(vector: np.ndarray, papers: np.ndarray, word_match: np.ndarray,
                  background: np.ndarray | Background) -> np.ndarray:
     """A topic's (or query's) vector moved toward the ``EXPANSION_PAPERS`` of `papers` (vectors,
@@ -151,11 +160,11 @@ def expand_topic(vector: np.ndarray, papers: np.ndarray, word_match: np.ndarray,
     papers = np.asarray(papers, dtype=np.float32)
     if len(papers) == 0:
         return q
-    ref = prepare_background(background).vectors @ q
-    fused = (papers @ q - ref.mean()) / max(float(ref.std()), 1e-9) + LEXICAL_WEIGHT * np.asarray(word_match)
+    word_match = np.asarray(word_match)
+    fused = topic_match(q, papers, word_match, background)
     m = min(EXPANSION_PAPERS, len(papers))
     best = np.argpartition(-fused, m - 1)[:m]
-    best = best[np.asarray(word_match)[best] >= EXPANSION_WORDS]
+    best = best[word_match[best] >= EXPANSION_WORDS]
     if len(best) == 0:
         return q
     moved = q + EXPANSION_WEIGHT * papers[best].mean(axis=0)

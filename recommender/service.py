@@ -31,7 +31,7 @@ from .lexical import LexicalIndex, terms_of
 from .paper import Paper, content_hash, parse_arxiv_id, parse_date
 from .people import PeopleStore, check_who
 from .picking import Picker, interest_groups, signal_groups
-from .ranking import LEXICAL_WEIGHT, Background, Signal, expand_topic, score_candidates
+from .ranking import Background, Signal, expand_topic, score_candidates, topic_match
 from .store import CHUNK, PaperStore, connect
 
 log = logging.getLogger(__name__)
@@ -297,17 +297,15 @@ class Recommender:
             raise ValueError("Tell me what to search for, e.g. `search graph neural networks`.")
         vector = self.embedder.encode([query])[0]
         k = _clamp(k)
-        # ranked as a topic is: the query moved toward the papers that match it best, then
-        # z-scored cosine + LEXICAL_WEIGHT * word match, over the embedding's and the words' best
+        # ranked as a topic is (moved toward the papers that match it best, then its cosine
+        # and word match), over the embedding's and the words' best
         words = self._words(query)
         expanded = self._expand(vector, words)
         rows = self._best_rows(expanded, words, k + SEARCH_POOL, since, categories)
         if len(rows) == 0:
             return []
         matrix = self.index.matrix[rows].astype(np.float32)
-        reference = self._corpus_background().vectors @ expanded
-        cosines = matrix @ expanded
-        fused = (cosines - reference.mean()) / max(float(reference.std()), 1e-9) + LEXICAL_WEIGHT * words[rows]
+        fused = topic_match(expanded, matrix, words[rows], self._corpus_background())
         best = np.argsort(-fused, kind="stable")[:k]
         typed = matrix[best] @ vector      # closeness to what was typed, not to its expansion
         if typed.max() < CLOSE_MATCH and words[rows[best]].max() < WORD_MATCH:
@@ -698,9 +696,11 @@ class Recommender:
         for topic, vector in zip(ordered, vectors):
             with self._expansions_lock:
                 hit = self._expansions.get(topic)
-                if hit is not None and n <= hit[0] * 1.1:
+                if hit is not None and n > hit[0] * 1.1:   # the corpus outgrew it
+                    hit = None
+                if hit is not None:
                     self._expansions.move_to_end(topic)
-            if hit is None or n > hit[0] * 1.1:
+            if hit is None:
                 hit = (n, self._expand(vector, self._words(topic)))
                 with self._expansions_lock:
                     self._expansions[topic] = hit
