@@ -1,7 +1,7 @@
 """5. Chat latency: Slack ack and Discord first response under 50 concurrent commands, while
 an ingest and a daily post run.
 
-`paperbot serve --slack-http --discord` runs as a subprocess against tests/'s fake Slack and
+`paperbot serve --slack-http --discord` runs as a subprocess against testkit's fake Slack and
 fake Discord. In each round, 50 `/papers search …` Slack commands (signed HTTP requests, timed
 to their HTTP answer: the ack) and 50 Discord `/papers search` interactions (gateway events,
 timed to the interaction's first callback: the defer or the answer) are sent at once.
@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 from .common import QUERIES, Row, log, summary
-from .serve_harness import Serve, import_fakes
+from .serve_harness import Serve
 
 CHANNELS = 20
 
@@ -33,7 +32,7 @@ CHANNELS = 20
 async def _round(fake_slack, fake_discord, url: str, tag: str, n: int) -> tuple[list, list, dict]:
     import httpx
 
-    fs, _ = import_fakes()
+    from testkit import fake_slack as fs
 
     async def slack_one(http, i: int) -> float:
         payload = fs.slash_command(f"search {QUERIES[i % len(QUERIES)]}",
@@ -85,7 +84,9 @@ def _posts_so_far(fake_slack) -> int:
 
 async def _run_serve(url: str, prefix: str, client, rounds: int, burst: int, loaded: bool,
                      ingest_file: Path | None, after_seq: float, workdir: Path) -> dict[str, Any]:
-    fs, fd = import_fakes()
+    from testkit import fake_discord as fd
+    from testkit import fake_slack as fs
+
     fake_slack = fs.FakeSlack()
     fake_slack.start()
     fake_discord = await fd.FakeDiscord().start()

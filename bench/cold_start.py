@@ -1,7 +1,8 @@
 """2. Cold start: process start to the first answered search, with the corpus in Redis.
 
-A fresh Python process runs `Recommender.from_env()` (connect, load the model, load every
-stored paper and vector into the index) and answers one `search`. The floor is a fresh process
+A fresh Python process reads the settings as `paperbot` does and runs `Recommender.open`
+(connect, load the model, load every stored paper and vector into the index) and answers one
+`search`. The floor is a fresh process
 that does only what cannot be avoided: start Python, load the same model in the same
 precision, read every vector from Redis in bulk (keys given to it), and answer the same query
 with a numpy product and top-k. The wall time of each is measured from before the process is
@@ -28,9 +29,10 @@ QUERY = "graph neural networks for molecules"
 REAL = r"""
 import json, sys, time
 t0 = time.time()
+from bot.settings import read_settings
 from recommender import Recommender
 t1 = time.time()
-rec = Recommender.from_env()
+rec = Recommender.open(read_settings().core)
 t2 = time.time()
 try:
     hits = rec.search(sys.argv[1], k=5)

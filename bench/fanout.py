@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from recommender.batch_scoring import KIND_CODES
-from recommender.service import _Batch
+from recommender.fanout import Fanout
 
 from .common import QUERIES, Row, log, timed
 
@@ -80,8 +80,8 @@ def cleanup(rec) -> None:
 def _signals_for_floor(rec, people: list[str], candidates: list[str]):
     """Every person's signal vectors (rows), owners, whether each is positive, and the
     excluded (person, candidate) pairs: read outside the timing."""
-    batch = _Batch(rec, rec.index.rows_for(candidates), k=5)
-    table, _, _, gone = rec._signal_table([(p, False) for p in people], batch)
+    fanout = Fanout(rec, rec.index.rows_for(candidates), k=5)
+    table, _, _, gone = fanout.signal_table([(p, False) for p in people])
     owner = np.repeat(np.arange(table.people), np.diff(table.starts))
     return table.vectors, owner, table.kinds != KIND_CODES["dislike"], gone
 
@@ -101,7 +101,7 @@ def _measure(rec, people, candidates, k, quick, what):
     vectors, owner, positive, (gone_person, gone_column) = _signals_for_floor(rec, people, candidates)
     cand_rows = rec.index.rows_for(candidates)
     cmat = np.ascontiguousarray(rec.index.matrix[cand_rows], dtype=np.float32)
-    bg = rec._corpus_background()
+    bg = rec.corpus_background()
     background = np.ascontiguousarray(bg.vectors[::bg.soft_step])
     # The floor's data laid out for its speed, outside the timing: people grouped by their
     # number of signals (a person's best signal is then a reshape and a max), in blocks.

@@ -142,8 +142,8 @@ def run(data_dir: str | None, quick: bool, as_json: bool) -> int:
             rec = anchors = None   # the index is not needed by the serve benchmarks
             # -- chat latency and memory: serve on a copy (it ingests and posts) ----------
             if not fakes_available():
-                notes.append("chat latency and memory skipped: tests/fake_slack.py and "
-                             "tests/fake_discord.py are needed (run from a source checkout)")
+                notes.append("chat latency and memory skipped: the testkit package (the fake "
+                             "Slack and Discord) is not installed")
             else:
                 chat_prefix = own or scratch_prefix(prefix)
                 try:

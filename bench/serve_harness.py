@@ -1,9 +1,9 @@
-"""`paperbot serve` as a subprocess against the fake Slack and Discord of tests/, for the chat
-latency and memory benchmarks. The fakes live in tests/ (they are the test suite's); they are
-imported from there, so these two benchmarks need a source checkout."""
+"""`paperbot serve` as a subprocess against the fake Slack and Discord of `testkit` (the test
+suite's fakes, an importable package), for the chat latency and memory benchmarks."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -15,20 +15,10 @@ from typing import Any
 
 from .common import REPO, env_for
 
-TESTS = REPO / "tests"
-
 
 def fakes_available() -> bool:
-    return (TESTS / "fake_slack.py").is_file() and (TESTS / "fake_discord.py").is_file()
-
-
-def import_fakes():
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))
-    import fake_discord
-    import fake_slack
-
-    return fake_slack, fake_discord
+    """The fakes ship in `testkit`, installed with paperbot; a trimmed install may lack it."""
+    return importlib.util.find_spec("testkit") is not None
 
 
 def free_port() -> int:
@@ -42,7 +32,8 @@ class Serve:
 
     def __init__(self, url: str, prefix: str, log_path: Path, slack_api: str,
                  discord: Any | None = None, **extra_env: str):
-        fake_slack, _ = import_fakes()
+        from testkit import fake_slack
+
         self.health_port, self.slack_port = free_port(), free_port()
         env = env_for(url, prefix, SLACK_BOT_TOKEN=fake_slack.BOT_TOKEN,
                       SLACK_SIGNING_SECRET=fake_slack.SIGNING_SECRET, SLACK_API_URL=slack_api,

@@ -6,12 +6,9 @@ own idiom (Block Kit, embeds, terminal text). Nothing here knows which platform 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import redis
 
@@ -25,29 +22,11 @@ from .scheduler.schedules import ScheduleStore
 from .scheduler.settings import Clock, system_clock
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 DEFAULT_K = 5
 # Redis is down or unreachable: what every adapter answers as "temporarily unavailable". A
 # connection that breaks mid-run raises redis-py's own errors, not StoreUnavailable.
 STORE_DOWN = (StoreUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-# A reaction has no reply to carry an error: on a Redis blip every adapter retries it after these
-# delays (seconds), then tells the person it was not recorded.
-REACTION_RETRY_DELAYS = (0.5, 2.0)
-
-
-async def retry_while_store_down(store: Callable[[], Awaitable[T]]) -> T:
-    """`await store()`, again after each of REACTION_RETRY_DELAYS while Redis is down (feedback is
-    idempotent: a retry stores it once); the last attempt's STORE_DOWN goes to the caller, whose
-    job it is to tell the person."""
-    for delay in REACTION_RETRY_DELAYS:
-        try:
-            return await store()
-        except STORE_DOWN as exc:
-            log.warning("reaction not stored yet, storage unavailable (retry in %ss): %s",
-                        delay, exc)
-            await asyncio.sleep(delay)
-    return await store()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +70,8 @@ class Actions:
             return Reply(str(exc))
 
     def do_help(self, command: Command, who: Who) -> Reply:
-        return Reply(f"{command.note}\n\n{HELP}".strip())
+        """The command list; a malformed command gets its one-line note (with a hint) instead."""
+        return Reply(command.note or HELP)
 
     def do_search(self, command: Command, who: Who) -> Reply:
         results = self.rec.search(command.text, k=DEFAULT_K)
@@ -143,22 +123,43 @@ class Actions:
         return Reply(text)
 
     def do_digest(self, command: Command, who: Who) -> Reply:
+        if not self._has_interests(who.person):
+            return Reply(NOTHING_TO_GO_ON)
         picks = self.rec.recommend(who.person, k=DEFAULT_K)
         if not picks:
-            if not self.rec.topics(who.person) and not self.rec.profile(who.person)["counts"]["like"]:
-                return Reply("You don't follow any topics yet. Try `subscribe graph neural networks`.")
             return Reply("No new papers for you right now; you have seen all the good ones.")
         self.rec.mark_shown(who.person, [r.paper.id for r in picks])
         return Reply("Your picks:", picks)
 
+    def _has_interests(self, person: str) -> bool:
+        """Whether picks have anything to go on: a topic, or a paper liked or saved (a
+        dislike alone only says what to avoid)."""
+        if self.rec.topics(person):
+            return True
+        return any(s.get("rating") == "like" or s.get("saved")
+                   for s in self.rec.people.feedback(person).values())
+
     def do_profile(self, command: Command, who: Who) -> Reply:
-        profile = self.rec.profile(who.person)
+        """Where a person stands now: topics, and the papers they like, dislike and saved."""
+        profile = self.rec.profile(who.person, recent=0)
         counts = profile["counts"]
         lines = [f"Topics: {self._topic_list(who.person)}",
                  f"Feedback: {counts['like']} 👍 · {counts['dislike']} 👎 · {counts['save']} 🔖"
                  f" · {profile['shown']} papers shown"]
-        for event in profile["recent"][:5]:
-            lines.append(f"  {event['kind']}: {event['title'] or event['paper']}")
+        state = sorted(self.rec.people.feedback(who.person).items(), key=lambda kv: -kv[1]["ts"])
+        groups = [(label, [pid for pid, st in state if wanted(st)])
+                  for label, wanted in PROFILE_GROUPS]
+        listed = list(dict.fromkeys(pid for _, ids in groups for pid in ids[:PROFILE_LIST]))
+        titles = {pid: paper.title for pid, paper in
+                  zip(listed, self.rec.store.get_papers(listed)) if paper}
+        for label, ids in groups:
+            if ids:
+                lines.append(f"{label} ({len(ids)}):")
+                lines += [f"  • {titles.get(pid, pid)} ({pid})" for pid in ids[:PROFILE_LIST]]
+                if len(ids) > PROFILE_LIST:
+                    lines.append(f"  … and {len(ids) - PROFILE_LIST} more")
+        if not state:
+            lines.append("No reactions yet: 👍 👎 🔖 on papers teach paperbot what you like.")
         return Reply("\n".join(lines))
 
     def do_saved(self, command: Command, who: Who) -> Reply:
@@ -226,11 +227,25 @@ class Actions:
         return removed
 
     def react(self, who: Who, paper_id: str, kind: str) -> Reply:
-        """Feedback on a listed paper (a button, a reaction, or `like 2` in the console)."""
+        """Feedback on a paper: like / dislike / save, unlike / undislike / unsave (one removed
+        reaction), or clear (Undo). Reactions and clicks come here through `bot.feedback`;
+        the console's `like 2` directly."""
         try:
             changed = self.rec.record_feedback(who.person, paper_id, kind, channel=who.channel)
         except (PaperNotFound, ValueError) as exc:
             return Reply(str(exc))
-        label = {"like": "👍 More like this", "dislike": "👎 Less like this", "save": "🔖 Saved",
-                 "clear": "Feedback removed"}[kind]
+        label = FEEDBACK_WORDS[kind]
         return Reply(f"{label}." if changed else f"{label} (already noted).")
+
+
+NOTHING_TO_GO_ON = ("You don't follow any topics yet and haven't liked or saved a paper, so there "
+                    "is nothing to pick from. Try `subscribe graph neural networks`, or `search` "
+                    "for papers and 👍 or 🔖 the ones you like.")
+PROFILE_LIST = 5   # papers listed per group in `profile`
+PROFILE_GROUPS = (("👍 More like these", lambda st: st.get("rating") == "like"),
+                  ("👎 Less like these", lambda st: st.get("rating") == "dislike"),
+                  ("🔖 Saved", lambda st: bool(st.get("saved"))))
+
+FEEDBACK_WORDS = {"like": "👍 More like this", "dislike": "👎 Less like this", "save": "🔖 Saved",
+                  "unlike": "👍 removed", "undislike": "👎 removed", "unsave": "🔖 removed",
+                  "clear": "Feedback removed"}

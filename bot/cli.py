@@ -1,4 +1,5 @@
-"""The `paperbot` command line: ingest, search, similar, people, schedule, console, serve.
+"""The `paperbot` command line: ingest, search, similar, people, schedule, console, serve, and
+the commands other packages add through the `paperbot.commands` entry point (eval, bench).
 
 Every failure a person can cause or meet (Redis down, a source down, a bad id) ends in one
 clear line on stderr and a non-zero exit, never a traceback.
@@ -13,11 +14,15 @@ import logging
 import sys
 from collections.abc import Iterator
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import click
 
 from recommender import PaperNotFound, Recommender, Result, StoreUnavailable
 from recommender.sources import SourceError, read_source
+
+if TYPE_CHECKING:
+    from .settings import BotSettings
 
 log = logging.getLogger("paperbot")
 
@@ -27,14 +32,23 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
-@contextlib.contextmanager
-def open_recommender() -> Iterator[Recommender]:
+def _settings() -> BotSettings:
+    """Every setting, `.env` included, read once by the command that needs them (see
+    bot/settings.py); a bad value stops it with one line."""
+    from .settings import read_settings
+
     try:
-        rec = Recommender.from_env()
+        return read_settings()
+    except ValueError as exc:
+        _fail(f"bad setting: {exc}")
+
+
+@contextlib.contextmanager
+def open_recommender(settings: BotSettings | None = None) -> Iterator[Recommender]:
+    try:
+        rec = Recommender.open((settings or _settings()).core)
     except StoreUnavailable as exc:
         _fail(str(exc))
-    except ValueError as exc:  # a malformed setting
-        _fail(f"bad setting: {exc}")
     try:
         yield rec
     except StoreUnavailable as exc:
@@ -72,30 +86,44 @@ def main(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
+def _ingest_one(rec: Recommender, spec: str, limit: int | None) -> dict:
+    """One source's counts, or its failure: a source that fails never stops the others."""
+    from tqdm import tqdm
+
+    try:
+        with tqdm(desc=spec, unit=" papers", total=limit, file=sys.stderr, disable=None) as bar:
+            papers = read_source(spec, limit=limit, endpoints=rec.settings.sources)
+            counts = rec.add_papers(papers, progress=bar.update)
+    except SourceError as exc:
+        log.info("ingest of %s failed: %s", spec, exc)
+        return {"source": spec, "status": "failed", "error": " ".join(str(exc).split())}
+    return {"source": spec, "status": "ok", **counts.as_dict()}
+
+
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Read at most N papers from each source.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: read, new, embedded.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: read, new, embedded, and each source's outcome.")
 def ingest(sources: tuple[str, ...], limit: int | None, as_json: bool) -> None:
     """Add papers from files (JSONL, JSONL.gz, CSV), arxiv:CATEGORY, arxiv-api:CATEGORY or
-    hf-daily[:YYYY-MM-DD]; only text never seen before is embedded."""
-    from tqdm import tqdm
-
-    totals = {"read": 0, "new": 0, "embedded": 0}
+    hf-daily[:YYYY-MM-DD]; only text never seen before is embedded. Every source is tried;
+    the exit code is 1 when any of them failed."""
     with open_recommender() as rec:
-        for spec in sources:
-            try:
-                with tqdm(desc=spec, unit=" papers", total=limit, file=sys.stderr,
-                          disable=None) as bar:
-                    counts = rec.add_papers(read_source(spec, limit=limit), progress=bar.update)
-            except SourceError as exc:
-                _fail(str(exc))
-            for key, value in counts.as_dict().items():
-                totals[key] += value
+        outcomes = [_ingest_one(rec, spec, limit) for spec in sources]
+    done = [o for o in outcomes if o["status"] == "ok"]
+    totals = {key: sum(o[key] for o in done) for key in ("read", "new", "embedded")}
+    failed = len(outcomes) - len(done)
     if as_json:
-        click.echo(json.dumps(totals))
+        click.echo(json.dumps({**totals, "sources": outcomes}))
     else:
-        click.echo(f"read {totals['read']} · new {totals['new']} · embedded {totals['embedded']}")
+        for o in outcomes:
+            click.echo(f"{o['source']}: {o['read']} papers ({o['new']} new)" if o["status"] == "ok"
+                       else f"{o['source']}: failed — {o['error']}")
+        click.echo(f"read {totals['read']} · new {totals['new']} · embedded {totals['embedded']}"
+                   + (f" · {failed} of {len(outcomes)} sources failed" if failed else ""))
+    if failed:
+        sys.exit(1)
 
 
 @main.command()
@@ -118,10 +146,13 @@ def search(query: str, k: int, since: dt.datetime | None, as_json: bool) -> None
 @click.option("-k", default=5, type=click.IntRange(1, 50), show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def similar(paper_id: str, k: int, as_json: bool) -> None:
-    """Papers similar to PAPER_ID (an arXiv id, arXiv URL, or paperbot id)."""
+    """Papers similar to PAPER_ID (an arXiv id, an arXiv, DOI or Hugging Face link, or a
+    paperbot id)."""
+    from .commands import paper_ref
+
     with open_recommender() as rec:
         try:
-            results = rec.similar(paper_id, k=k)
+            results = rec.similar(paper_ref(paper_id), k=k)
         except PaperNotFound as exc:
             _fail(str(exc))
         _print_results(results, as_json)
@@ -227,115 +258,6 @@ def forget(who: str, yes: bool) -> None:
     click.echo(f"forgot {who} ({removed} keys removed)")
 
 
-@main.command("eval")
-@click.option("--data", "data_dir", default="../shared/data", show_default=True,
-              type=click.Path(file_okay=False),
-              help="The folder that holds citeulike/ and reviewer-expertise-dev/.")
-@click.option("--tasks", default="citeulike,expertise,topic", show_default=True,
-              help="Comma list of the tasks to run: citeulike, expertise, topic.")
-@click.option("--users", default=2000, show_default=True, type=click.IntRange(min=0),
-              help="Users sampled (seeded) per variant; 0 evaluates every eligible user.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object {variant: {method: {metric: value}}}.")
-def eval_command(data_dir: str, tasks: str, users: int, seed: int, as_json: bool) -> None:
-    """Offline evaluation against baselines, in one run: CiteULike user libraries, reviewer
-    expertise (ordering a few close papers) and typed topics (day-one users)."""
-    import time
-    from pathlib import Path
-
-    from tqdm import tqdm
-
-    from recommender import eval_tasks
-    from recommender.evaluate import format_table, run_evaluation
-
-    known = ("citeulike", "expertise", "topic")
-    chosen = [t.strip() for t in tasks.split(",") if t.strip()]
-    unknown = [t for t in chosen if t not in known]
-    if unknown or not chosen:
-        _fail(f"unknown task(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(known)}")
-    citeulike = Path(data_dir) / "citeulike"
-    expertise = Path(data_dir) / "reviewer-expertise-dev"
-    if "citeulike" in chosen and not (citeulike / "papers.jsonl").is_file():
-        _fail(f"no CiteULike data in {citeulike} (a plain clone has none): pass --data DIR, "
-              "the folder that holds citeulike/, e.g. --data ../shared/data")
-    needs = {"expertise": [expertise / "papers.jsonl", expertise / "reviewers.jsonl"],
-             "topic": [citeulike / "papers.jsonl", citeulike / "citeulike-a" / "users.dat",
-                       citeulike / "citeulike-a" / "tags.dat",
-                       citeulike / "citeulike-a" / "item-tag.dat"]}
-    for task, paths in needs.items():
-        missing = [str(path) for path in paths if not path.is_file()]
-        if task in chosen and missing:
-            click.echo(f"paperbot: skipping the {task} task: {missing[0]} is missing", err=True)
-            chosen.remove(task)
-    if not chosen:
-        _fail("no task left to run")
-    bars: dict[str, tqdm] = {}
-
-    def progress(variant: str, done: int, total: int) -> None:
-        bar = bars.setdefault(variant, tqdm(desc=f"eval {variant}", total=total, file=sys.stderr,
-                                            disable=None, unit=" users"))
-        bar.update(done - bar.n)
-
-    results: dict = {}
-    tables: list[str] = []
-    with open_recommender() as rec:
-        if "citeulike" in chosen:
-            started = time.perf_counter()
-            cite = run_evaluation(citeulike, rec.embed_texts, users=users or None, seed=seed,
-                                  progress=progress)
-            for bar in bars.values():
-                bar.close()
-            meta = cite.pop("meta")
-            results.update(cite)
-            tables.append("CiteULike libraries\n" + format_table(cite))
-            click.echo(f"citeulike: seed {meta['seed']}, holdout {meta['holdout']:.0%}, "
-                       f"{time.perf_counter() - started:.0f} s; users per variant: "
-                       + ", ".join(f"{v} {m.get('users', '?')}"
-                                   for v, m in meta["variants"].items()), err=True)
-        if "expertise" in chosen:
-            started = time.perf_counter()
-            results["expertise"], meta = eval_tasks.run_expertise(expertise, rec.embed_texts,
-                                                                  seed=seed)
-            tables.append(eval_tasks.format_task_table(
-                f"Reviewer expertise: {meta['researchers']} researchers, {meta['rated_papers']} "
-                f"rated papers, mean of {meta['profile_datasets']} profile datasets",
-                results["expertise"], ("loss",), lower_is_better=True,
-                paired=meta.get("paperbot_minus")))
-            click.echo(f"expertise: {time.perf_counter() - started:.1f} s "
-                       f"(embedding {meta['embed_seconds']:.1f} s)", err=True)
-        if "topic" in chosen:
-            started = time.perf_counter()
-            results["topic"], meta = eval_tasks.run_topic(citeulike, rec.embed_texts, seed=seed)
-            tables.append(eval_tasks.format_task_table(
-                f"Typed topics (CiteULike tags, {meta['half']} half): {meta['topics']} topics, "
-                f"{meta['papers']} papers, mean {meta['mean_relevant']:.0f} relevant",
-                results["topic"], eval_tasks.TOPIC_METRICS, paired=meta.get("paperbot_minus")))
-            click.echo(f"topic: {time.perf_counter() - started:.1f} s "
-                       f"(embedding {meta['embed_seconds']:.1f} s)", err=True)
-    if as_json:
-        click.echo(json.dumps(results, indent=2))
-    else:
-        click.echo("\n\n".join(tables))
-
-
-@main.command("bench")
-@click.option("--quick", is_flag=True, help="Small samples and synthetic corpora (< 3 min): "
-              "the CI smoke check.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
-@click.option("--data", "data_dir", default="../shared/data", show_default=True,
-              type=click.Path(file_okay=False), help="The folder that holds arxiv/; without it "
-              "every benchmark runs on synthetic data (and says so).")
-def bench_command(quick: bool, as_json: bool, data_dir: str) -> None:
-    """Benchmarks against this machine's limits: embedding, cold start, search, daily
-    fan-out, chat latency, memory; each figure with its floor measured in the same run."""
-    try:
-        from bench.run import run as run_bench
-    except ImportError as exc:
-        _fail(f"the benchmarks live in bench/ of a source checkout ({exc})")
-    sys.exit(run_bench(data_dir, quick, as_json))
-
-
 def _demo_papers():
     from recommender.sources.files import read_file
 
@@ -349,7 +271,8 @@ def _load_starter_papers(rec: Recommender) -> None:
 
     try:
         with HttpClient(max_attempts=1, connect_timeout=3, timeout=10) as client:
-            counts = rec.add_papers(read_source("arxiv:cs.LG", client=client))
+            counts = rec.add_papers(read_source("arxiv:cs.LG", client=client,
+                                                endpoints=rec.settings.sources))
         click.echo(f"Loaded today's arXiv cs.LG listing: {counts.new} new papers.")
         if counts.read:
             return
@@ -366,20 +289,15 @@ def _load_starter_papers(rec: Recommender) -> None:
 def console(user: str, offline: bool) -> None:
     """Chat with paperbot in the terminal, with the same commands as Slack and Discord."""
     from .console import run_console
-    from .ingest_loop import IngestSettings
-    from .scheduler import SchedulerSettings, clock_from_env
 
-    try:
-        settings, now, ingest = SchedulerSettings.from_env(), clock_from_env(), IngestSettings.from_env()
-    except ValueError as exc:
-        _fail(f"bad setting: {exc}")
-    with open_recommender() as rec:
+    settings = _settings()
+    with open_recommender(settings) as rec:
         if offline:
             if len(rec) == 0:
                 rec.add_papers(_demo_papers())
         else:
             _load_starter_papers(rec)
-        run_console(rec, user, now=now, settings=settings, ingest=ingest)
+        run_console(rec, user, settings=settings)
 
 
 @main.command()
@@ -393,41 +311,32 @@ def serve(slack_http: bool, host: str, port: int, discord: bool) -> None:
     (PAPERBOT_SOURCES) in one process, with a health endpoint (PAPERBOT_HEALTH_PORT)."""
     import asyncio
     import functools
-    import os
 
-    from dotenv import load_dotenv
-
-    from .health import HealthSettings
-    from .ingest_loop import IngestSettings
-    from .scheduler import SchedulerSettings, clock_from_env
     from .serve import serve as serve_adapters
 
-    load_dotenv(override=False)   # tokens may be in .env: read it before choosing the adapters
+    settings = _settings()
     adapters = {}
     posters: dict = {}   # filled by the adapters once connected; the scheduler posts through them
-    try:  # settings are checked before the model loads, so a missing token fails at once
-        if slack_http or os.environ.get("SLACK_APP_TOKEN"):
-            from .slack import SlackConfig, run_slack
-
-            SlackConfig.from_env(os.environ, http=slack_http)
-            adapters["slack"] = functools.partial(run_slack, http=slack_http, host=host, port=port,
-                                                  posters=posters)
-        if discord or os.environ.get("DISCORD_TOKEN"):
-            from .discord_bot import DiscordSettings, run_discord
-
-            adapters["discord"] = functools.partial(run_discord, settings=DiscordSettings.from_env(),
-                                                    posters=posters)
-        options = dict(posters=posters, scheduler_settings=SchedulerSettings.from_env(),
-                       ingest_settings=IngestSettings.from_env(),
-                       health_settings=HealthSettings.from_env(), now=clock_from_env())
+    try:  # the adapters' settings are checked before the model loads: a missing token fails now
+        slack, chat = settings.slack(http=slack_http), settings.discord(asked=discord)
     except ValueError as exc:
         _fail(str(exc))
+    if slack:
+        from .slack import run_slack
+
+        adapters["slack"] = functools.partial(run_slack, config=slack, host=host, port=port,
+                                              posters=posters, rate_limit=settings.rate_limit)
+    if chat:
+        from .discord_bot import run_discord
+
+        adapters["discord"] = functools.partial(run_discord, settings=chat, posters=posters,
+                                                rate_limit=settings.rate_limit)
     if not adapters:
         _fail("nothing to serve: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode), "
               "use --slack-http, or set DISCORD_TOKEN. See the README.")
-    with open_recommender() as rec:
+    with open_recommender(settings) as rec:
         try:
-            asyncio.run(serve_adapters(rec, adapters, **options))
+            asyncio.run(serve_adapters(rec, adapters, posters=posters, settings=settings))
         except ValueError as exc:  # a token the platform refused, a port in use
             _fail(str(exc))
 
@@ -500,16 +409,13 @@ def _first_post_seq(client, settings) -> float:
 @contextlib.contextmanager
 def open_redis():
     """Redis alone (no model): for commands that only read or write settings."""
-    from recommender.config import Settings
     from recommender.store import connect
 
+    settings = _settings().core
     try:
-        settings = Settings.from_env()
         client, embedded = connect(settings)
     except StoreUnavailable as exc:
         _fail(str(exc))
-    except ValueError as exc:
-        _fail(f"bad setting: {exc}")
     try:
         yield client, settings
     except Exception as exc:  # redis errors after connecting
@@ -523,6 +429,27 @@ def open_redis():
         if embedded is not None:
             embedded.stop()
 
+
+def _add_plugin_commands(group: click.Group) -> None:
+    """Commands that other packages register under the `paperbot.commands` entry point (see
+    pyproject.toml: the benchmarks and the evaluation), so that bot/ imports neither of them.
+    One that fails to load is one log line, and the rest of the command line works."""
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group="paperbot.commands"):
+        try:
+            command = point.load()
+        except Exception as exc:  # a missing package, a broken install
+            log.warning("paperbot %s is unavailable: %s (%s)", point.name, exc, point.value)
+            continue
+        if isinstance(command, click.Command):
+            group.add_command(command, point.name)
+        else:
+            log.warning("paperbot %s is unavailable: %s is not a click command", point.name,
+                        point.value)
+
+
+_add_plugin_commands(main)
 
 if __name__ == "__main__":
     main()

@@ -1,16 +1,20 @@
 """The one `/papers` command grammar, parsed once for Slack, Discord and the console.
 
 `parse("search graph neural networks")` gives `Command("search", "graph neural networks")`.
-Text that is not a command gives `Command("help", note=...)`, so a person always gets an answer.
+Text that is not a command gives `Command("help", note=...)`: the note is a one-line answer with
+a hint (what went wrong, an example), so a person always gets an answer and never a wall of help.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
 import re
 import unicodedata
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from recommender.paper import parse_arxiv_id
 
 MAX_QUERY = 300   # characters of a search query
 MAX_TOPIC = 100   # characters of a topic
@@ -35,6 +39,28 @@ USAGE = {
     "help": "help — this list",
 }
 HELP = "Commands (type them after /papers):\n" + "\n".join(f"• {u}" for u in USAGE.values())
+# what a command needs, with an example: the one-line answer when that part is missing
+NEEDS = {
+    "search": "`search` needs a query, e.g. `search graph neural networks`.",
+    "similar": "`similar` needs a paper id or link, e.g. `similar 2401.01234`.",
+    "subscribe": "`subscribe` needs a topic, e.g. `subscribe graph neural networks`.",
+    "unsubscribe": "`unsubscribe` needs one of your topics (`topics` lists them).",
+    "channel subscribe": "`channel subscribe` needs a topic, e.g. "
+                         "`channel subscribe diffusion models`.",
+    "channel unsubscribe": "`channel unsubscribe` needs one of this channel's topics "
+                           "(`topics` lists them).",
+}
+NAMES = sorted({name.split()[0] for name in USAGE} | {"recommend"})
+REACTIONS = ("like", "dislike", "save", "clear")
+_EMOJI = {"like": "👍", "dislike": "👎", "save": "🔖"}
+# Slack (`<!channel>`, `<!here>`, `<@U123>`, `<#C123|general>`, `<!subteam^S1>`), Discord
+# (`<@123>`, `<@!123>`, `<@&123>` a role, `<#123>`) and typed `@everyone` / `@here` / `@channel`
+_MENTION = re.compile(r"<[@#!][^>]*>|(?<![\w@])@(?:everyone|here|channel)\b", re.IGNORECASE)
+# a link as chat clients send it: `<https://…>` or `<https://…|label>` (Slack), `<https://…>`
+# (Discord)
+_WRAPPED_LINK = re.compile(r"<(https?://[^|>\s]+)(?:\|[^>]*)?>")
+_HF_PAPER = re.compile(r"huggingface\.co/papers/([^/?#\s]+)", re.IGNORECASE)
+_ARXIV_DOI = re.compile(r"(?:doi\.org/)?10\.48550/arxiv\.([^/?#\s]+)", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,17 +97,55 @@ def parse(text: str) -> Command:
         return Command("forget-me", "confirm" if rest.lower() in ("confirm", "yes") else "")
     if head in ("topics", "digest", "profile", "saved"):
         return Command(head)
+    if head == "recommend":
+        return Command("digest")
     if head in ("search", "similar", "subscribe", "unsubscribe"):
         return _with_text(head, rest)
-    return _help(f"I don't know the command '{head[:40]}'.")
+    return _help(unknown_command(head))
 
 
-def _with_text(name: str, text: str) -> Command:
+def unknown_command(head: str) -> str:
+    """One line for a word that is no command: the nearest command name, and `help`."""
+    if head in REACTIONS:   # the console's `like 2`, typed on a chat platform
+        if head == "clear":
+            return "To take back your feedback on a paper, remove your reaction to it."
+        emoji = _EMOJI[head]
+        return f"To {head} a paper, react to it with {emoji} or use its {emoji} button."
+    close = difflib.get_close_matches(head, NAMES, n=1, cutoff=0.6)
+    guess = f" Did you mean `{close[0]}`?" if close else ""
+    return f"Unknown command `{head[:40].replace('`', '')}`.{guess} Try `help`."
+
+
+def mentions_in(text: str) -> bool:
+    """Whether `text` holds a platform mention (`<!channel>`, `@everyone`, `<@U123>`, …)."""
+    return bool(_MENTION.search(text))
+
+
+def paper_ref(text: str) -> str:
+    """What `similar` looks up for a typed reference: a link unwrapped (`<url|label>`), a
+    Hugging Face papers link or an arXiv DOI as its arXiv id; anything else as typed (the
+    recommender reads ids and arXiv links itself)."""
+    text = _WRAPPED_LINK.sub(r"\1", text.strip()).strip()
+    for pattern in (_HF_PAPER, _ARXIV_DOI):
+        match = pattern.search(text)
+        if match and parse_arxiv_id(match[1]):
+            return parse_arxiv_id(match[1])
+    return text
+
+
+def _with_text(name: str, text: str, shown: str | None = None) -> Command:
+    """`name <text>`, checked; `shown` is how the person typed the command (`channel subscribe`)."""
+    shown = shown or name
     limit = MAX_QUERY if name in ("search", "similar") else MAX_TOPIC
     if not text:
-        return _help(f"`{name}` needs something after it: {USAGE[name]}")
+        return _help(NEEDS[shown])
     if len(text) > limit:
-        return _help(f"That is too long for `{name}` (at most {limit} characters).")
+        return _help(f"That is too long for `{shown}` (at most {limit} characters).")
+    if name == "subscribe" and mentions_in(text):
+        return _help("That looks like a mention, not a topic: name a subject instead, e.g. "
+                     f"`{shown} graph neural networks`.")
+    if name == "similar":
+        text = paper_ref(text) or text
     return Command(name, text)
 
 
@@ -89,13 +153,14 @@ def _parse_channel(rest: str) -> Command:
     sub, _, arg = rest.partition(" ")
     sub = sub.lower()
     if sub in ("subscribe", "unsubscribe"):
-        cmd = _with_text(sub, arg)
+        cmd = _with_text(sub, arg, f"channel {sub}")
         return cmd if cmd.name == "help" else Command(f"channel {sub}", cmd.text)
     if sub == "off":
         return Command("channel off")
     if sub == "time":
         return _parse_time(arg, "channel time")
-    return _help(f"`channel` needs one of: subscribe, unsubscribe, time, off. {USAGE['channel time']}")
+    return _help("`channel` needs subscribe, unsubscribe, time or off, e.g. "
+                 "`channel time 09:00 Europe/Berlin`.")
 
 
 def _parse_time(arg: str, name: str) -> Command:
@@ -103,7 +168,7 @@ def _parse_time(arg: str, name: str) -> Command:
     when, _, zone = arg.partition(" ")
     match = re.fullmatch(r"(\d{1,2}):(\d{2})", when)
     if not match or int(match[1]) > 23 or int(match[2]) > 59:
-        return _help(f"I need a time like 09:00. {USAGE[name]}")
+        return _help(f"I need a time like 09:00, e.g. `{name} 09:00 Europe/Berlin`.")
     zone = zone.strip() or "UTC"
     try:
         if len(zone) > MAX_ZONE:   # no IANA name is this long; the file lookup would fail (OSError)

@@ -18,25 +18,48 @@ import threading
 from collections.abc import Callable
 from typing import TextIO
 
-from recommender import Recommender
+from recommender import Recommender, Result
 
 from .actions import STORE_DOWN, Actions, Reply, Who
-from .commands import parse
-from .ingest_loop import IngestLoop, IngestSettings
+from .commands import USAGE, clean_input, parse
+from .ingest_loop import IngestLoop
 from .render_text import render_reply, render_result
-from .scheduler import Scheduler, SchedulerSettings, system_clock
+from .scheduler import Scheduler, system_clock
 from .scheduler.delivery import Delivery, Item, Sent
 from .scheduler.settings import Clock
+from .settings import BotSettings
 
 log = logging.getLogger(__name__)
 
 BANNER = """paperbot console — type `help` for commands, `quit` to leave.
 Try: search diffusion models for images · subscribe graph neural networks · digest
-React to a listed result by its number: like 2 · dislike 3 · save 1 · clear 2
+Use a listed result by its number: like 2 · dislike 3 · save 1 · clear 2 · similar 2
 Daily picks here, on schedule: dm 09:00 Europe/Berlin (yours) · channel time 09:00 UTC (the terminal's)"""
 
-_REACTION = re.compile(r"(like|dislike|save|clear|👍|👎|🔖)\s+#?(\d+)", re.IGNORECASE)
+# the console's own wording where the shared usage speaks of chat platforms
+_CONSOLE_USAGE = {
+    "similar": "similar <paper id, link or result number> — papers like that one",
+    "dm": "dm HH:MM <IANA time zone> — your own daily picks, printed here when due",
+    "help": "help — this list · quit — leave",
+}
+EXPLAIN = {   # a reaction typed without a result number explains itself
+    "like": "`like N` marks result N of the last list as liked, e.g. `like 2`.",
+    "dislike": "`dislike N` marks result N of the last list as not for you, e.g. `dislike 2`.",
+    "save": "`save N` saves result N of the last list (`saved` lists them), e.g. `save 2`.",
+    "clear": "`clear N` takes back your reaction to result N of the last list, e.g. `clear 2`.",
+}
+HELP = "\n".join([
+    "Commands:",
+    *(f"• {_CONSOLE_USAGE.get(name, usage)}" for name, usage in USAGE.items() if name != "help"),
+    "• like N · dislike N · save N · clear N — react to result N of the last list"
+    " (clear takes your reaction back)",
+    f"• {_CONSOLE_USAGE['help']}",
+])
+SIMILAR_NEEDS = "`similar` needs a paper id or a result number, e.g. `similar 2`."
+
+_NUMBER = re.compile(r"#?(\d{1,6})", re.ASCII)
 _EMOJI = {"👍": "like", "👎": "dislike", "🔖": "save"}
+MAX_LINKS = 1000   # links remembered from what was listed, for `similar <link>`
 
 
 class ConsoleSession:
@@ -44,29 +67,78 @@ class ConsoleSession:
         self.actions = Actions(recommender, now)
         self.who = Who(person=f"console:local:{user}", channel="console:local:terminal")
         self.last: Reply | None = None
+        self.links: dict[str, str] = {}   # a link this console printed → its paper's id
 
     def handle(self, line: str) -> str:
         """Answer one line typed by the person; never raises."""
         try:
-            reaction = _REACTION.fullmatch(line.strip())
-            if reaction:
-                return self._react(_EMOJI.get(reaction[1], reaction[1].lower()), int(reaction[2]))
-            reply = self.actions.run(parse(line), self.who)
+            return self._answer(clean_input(line))
         except STORE_DOWN as exc:
             log.warning("storage unavailable while handling a console command: %s", exc)
             return "paperbot's storage is temporarily unavailable; please try again in a moment."
         except Exception:
             log.exception("console command failed: %r", line[:200])
             return "Sorry, something went wrong with that command; it has been logged."
+
+    def _answer(self, line: str) -> str:
+        head, _, rest = re.sub(r"^/?papers\b\s*", "", line, flags=re.IGNORECASE).partition(" ")
+        kind = _EMOJI.get(head, head.lower())
+        if kind in EXPLAIN:
+            return self._react(kind, rest)
+        if kind == "similar":
+            ref, refusal = self._paper_ref(rest)
+            if refusal:
+                return refusal
+            line = f"similar {ref}"
+        command = parse(line)
+        if command.name == "help" and not command.note:
+            return HELP
+        reply = self.actions.run(command, self.who)
         if reply.results:
-            self.last = reply
+            self.remember(reply)
         return render_reply(reply)
 
-    def _react(self, kind: str, number: int) -> str:
+    def remember(self, reply: Reply) -> None:
+        """`reply` is the list that `like 2` and `similar 2` now mean; its links name papers."""
+        self.last = reply
+        if len(self.links) > MAX_LINKS:
+            self.links.clear()
+        self.links.update({r.paper.url: r.paper.id for r in reply.results if r.paper.url})
+
+    def _react(self, kind: str, rest: str) -> str:
+        number = _NUMBER.fullmatch(rest.strip())
+        if not number:
+            return EXPLAIN[kind]
+        picked = self._result(int(number[1]))
+        if isinstance(picked, str):
+            return picked
+        return render_reply(self.actions.react(self.who, picked.paper.id, kind))
+
+    def _paper_ref(self, text: str) -> tuple[str, str]:
+        """(the paper `similar` means, "") — a result number of the last list, a link listed
+        here, or the text as typed — or ("", the one line that says why there is none)."""
+        text = text.strip()
+        if not text:
+            return "", SIMILAR_NEEDS
+        number = _NUMBER.fullmatch(text)
+        if not number:
+            return self.links.get(text, text), ""
+        if not (self.last and self.last.results) and self.actions.rec.get_paper(text) is not None:
+            return text, ""   # nothing listed, and a paper has this number as its id
+        picked = self._result(int(number[1]))
+        return ("", picked) if isinstance(picked, str) else (picked.paper.id, "")
+
+    def _result(self, number: int) -> Result | str:
+        """Result `number` of the last list, or the one line that says why there is none."""
         results = self.last.results if self.last else []
-        if not 1 <= number <= len(results):
-            return f"There is no result {number} to react to; list some papers first."
-        return render_reply(self.actions.react(self.who, results[number - 1].paper.id, kind))
+        count = len(results)
+        if not count:
+            return (f"There is no result {number} yet: list some papers first, "
+                    "e.g. `search diffusion models`.")
+        if not 1 <= number <= count:
+            return ("There is only 1 result; pick 1." if count == 1
+                    else f"There are only {count} results; pick 1–{count}.")
+        return results[number - 1]
 
 
 class ConsolePoster:
@@ -89,7 +161,7 @@ class ConsolePoster:
                 self._lists.clear()
             listed = self._lists.setdefault(delivery.post_id, Reply(item.header or "📰 Daily picks:"))
             listed.results.append(item.result)
-            self.session.last = listed
+            self.session.remember(listed)
             first = item.header + "\n\n" if item.header else ""
             self.write(first + render_result(len(listed.results), item.result))
         return Sent(f"console:{delivery.post_id}:{item.id}", delivery.target)
@@ -103,14 +175,13 @@ class ConsoleScheduler:
     the terminal can block on input while daily posts arrive."""
 
     def __init__(self, recommender: Recommender, poster: ConsolePoster,
-                 settings: SchedulerSettings | None = None, now: Clock = system_clock,
-                 ingest: IngestSettings | None = None):
+                 settings: BotSettings = BotSettings()):
         # one post at a time (so two never interleave on the screen), and no pacing: a
         # terminal has no rate limit
-        settings = dataclasses.replace(settings or SchedulerSettings.from_env(), concurrency=1,
-                                       channel_interval=0.0, post_rate=1000.0)
-        self.scheduler = Scheduler(recommender, {"console": poster}, settings, now)
-        self.ingest = IngestLoop(recommender, ingest or IngestSettings(), self.scheduler.replica)
+        scheduling = dataclasses.replace(settings.scheduler, concurrency=1, channel_interval=0.0,
+                                         post_rate=1000.0)
+        self.scheduler = Scheduler(recommender, {"console": poster}, scheduling, settings.clock)
+        self.ingest = IngestLoop(recommender, settings.ingest, self.scheduler.replica)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
@@ -136,12 +207,10 @@ class ConsoleScheduler:
 
 
 def run_console(recommender: Recommender, user: str, stdin: TextIO = sys.stdin,
-                stdout: TextIO = sys.stdout, now: Clock = system_clock,
-                settings: SchedulerSettings | None = None,
-                ingest: IngestSettings | None = None) -> None:
+                stdout: TextIO = sys.stdout, settings: BotSettings = BotSettings()) -> None:
     """The terminal chat; in the background, the daily posts of this person and the terminal
-    channel (and, when `ingest` names sources, their periodic ingestion)."""
-    session = ConsoleSession(recommender, user, now)
+    channel (and, when the settings name sources, their periodic ingestion)."""
+    session = ConsoleSession(recommender, user, settings.clock)
     interactive = stdin.isatty()
     printing = threading.Lock()
 
@@ -151,8 +220,7 @@ def run_console(recommender: Recommender, user: str, stdin: TextIO = sys.stdin,
             if interactive:
                 print("paperbot> ", end="", file=stdout, flush=True)
 
-    daily = ConsoleScheduler(recommender, ConsolePoster(session, write), settings, now,
-                             ingest).start()
+    daily = ConsoleScheduler(recommender, ConsolePoster(session, write), settings).start()
     try:
         with printing:
             print(BANNER, file=stdout)

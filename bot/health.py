@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,8 +29,7 @@ class HealthSettings:
     port: int = DEFAULT_PORT
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> HealthSettings:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> HealthSettings:
         port = (env.get("PAPERBOT_HEALTH_PORT") or "").strip()
         if port and (not port.isdigit() or int(port) > 65535):
             raise ValueError(f"PAPERBOT_HEALTH_PORT must be a port number (0: off), not {port[:20]!r}")

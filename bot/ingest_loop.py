@@ -27,7 +27,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -37,9 +36,9 @@ from typing import Any
 import redis
 
 from recommender import Recommender
+from recommender.config import parse_duration
 from recommender.sources import SourceError, read_source
 
-from .scheduler.settings import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +58,7 @@ class IngestSettings:
     refresh_every: float = 60.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> IngestSettings:
         sources = tuple(s.strip() for s in (env.get("PAPERBOT_SOURCES") or "").split(",") if s.strip())
         every = (env.get("PAPERBOT_INGEST_EVERY") or "").strip()
         refresh = (env.get("PAPERBOT_REFRESH_EVERY") or "").strip()
@@ -112,7 +110,8 @@ def ingest_sources(rec: Recommender, sources: list[str] | tuple[str, ...], at: f
 
     for spec in sources:
         try:
-            counts = rec.add_papers(read_source(spec), progress=progress, batch=INGEST_BATCH)
+            counts = rec.add_papers(read_source(spec, endpoints=rec.settings.sources), progress=progress,
+                                   batch=INGEST_BATCH)
         except SourceError as exc:
             log.warning("ingest %s: %s", spec, exc)
             results[spec] = {"error": str(exc)}

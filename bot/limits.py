@@ -11,7 +11,6 @@ the bot gets a friendly "slow down" (cheap: one INCR) while everyone else is ans
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable, Mapping
 
@@ -27,8 +26,8 @@ class RateLimit:
     window: float = 60.0     # seconds
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> RateLimit:
-        raw = ((env if env is not None else os.environ).get("PAPERBOT_RATE_LIMIT") or DEFAULT).strip()
+    def from_env(cls, env: Mapping[str, str]) -> RateLimit:
+        raw = (env.get("PAPERBOT_RATE_LIMIT") or DEFAULT).strip()
         count, _, seconds = raw.partition("/")
         try:
             limit, window = int(count), float(seconds or 60)
@@ -44,7 +43,7 @@ class RateLimiter:
     def __init__(self, r: redis.Redis, prefix: str, limit: RateLimit | None = None,
                  clock: Callable[[], float] = time.time):
         self.r, self.prefix, self.clock = r, prefix, clock
-        self.limit = limit or RateLimit.from_env()
+        self.limit = limit or RateLimit()
 
     def check(self, person: str) -> float:
         """Count one expensive command of `person`; 0 if allowed, else seconds until allowed."""

@@ -28,7 +28,9 @@ def render_result(n: int, result: Result) -> str:
         paper.published.isoformat() if paper.published else "",
         ", ".join(paper.categories[:3]),
     ) if x)
-    lines = [f"[{n}] {paper.title}  ({result.score:.2f})", f"    {paper.url or paper.id}"]
+    # the id, so that `similar <id>` can be typed (the link, too, is accepted there)
+    where = f"id {paper.id}" + (f" · {paper.url}" if paper.url else "")
+    lines = [f"[{n}] {paper.title}  ({result.score:.2f})", f"    {where}"]
     if meta:
         lines.append(f"    {meta}")
     if paper.abstract:

@@ -25,11 +25,11 @@ from typing import Any
 
 from recommender import Recommender
 
-from .health import HealthServer, HealthSettings
-from .ingest_loop import IngestLoop, IngestSettings
-from .scheduler import Scheduler, SchedulerSettings, system_clock
+from .health import HealthServer
+from .ingest_loop import IngestLoop
+from .scheduler import Scheduler
 from .scheduler.scheduler import replica_name
-from .scheduler.settings import Clock
+from .settings import BotSettings
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +38,15 @@ Adapter = Callable[[Recommender, asyncio.Event], Awaitable[None]]
 
 async def serve(rec: Recommender, adapters: dict[str, Adapter], *,
                 posters: dict[str, Any] | None = None,
-                scheduler_settings: SchedulerSettings | None = None,
-                ingest_settings: IngestSettings | None = None,
-                health_settings: HealthSettings | None = None,
-                now: Clock = system_clock) -> None:
+                settings: BotSettings = BotSettings()) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     replica = replica_name()
     posters = {} if posters is None else posters
-    scheduler = Scheduler(rec, posters, scheduler_settings or SchedulerSettings.from_env(), now,
-                          replica)
-    ingest = IngestLoop(rec, ingest_settings or IngestSettings.from_env(), replica)
+    scheduler = Scheduler(rec, posters, settings.scheduler, settings.clock, replica)
+    ingest = IngestLoop(rec, settings.ingest, replica)
     tasks: dict[asyncio.Task, str] = {}
 
     def adapter_states() -> dict[str, str]:
@@ -62,7 +58,7 @@ async def serve(rec: Recommender, adapters: dict[str, Adapter], *,
                 states[name] = "failed" if not task.cancelled() and task.exception() else "stopped"
         return states
 
-    health = HealthServer(health_settings or HealthSettings.from_env(), rec.store.r.ping,
+    health = HealthServer(settings.health, rec.store.r.ping,
                           rec.store.count, adapter_states,
                           {"scheduler": scheduler.status, "ingest": ingest.status})
     await health.start()

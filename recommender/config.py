@@ -1,23 +1,34 @@
-"""Settings, read once from the environment (and a `.env` file when present).
+"""The recommender's settings, read from an environment mapping handed over by the caller.
 
-Every setting is listed with a comment in `.env.example`. Secrets never get a default and are
-never logged; `redacted_url` hides the password in a Redis URL for messages.
+Nothing in `recommender/` reads `os.environ`: the command line loads `.env` and reads the
+environment once (`bot.settings`), then hands the values down. Every setting is listed with a
+comment in `.env.example`. A bad value is a ValueError whose one line names the variable and
+what it accepts. Secrets never get a default and are never logged; `redacted_url` hides the
+password in a Redis URL for messages.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
-
-from dotenv import load_dotenv
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Texts per embedding batch: on a 2-core CPU with bfloat16, 32 embeds ~145 abstracts/s, 64 ~105/s.
 DEFAULT_BATCH_SIZE = 32
+PRECISIONS = ("auto", "float32", "bfloat16")
+_PRECISION_ALIASES = {"fp32": "float32", "f32": "float32", "bf16": "bfloat16", "": "auto"}
+INDEX_DTYPES = ("float32", "float16")
+ANN_MODES = ("auto", "off", "on")
+ANN_MIN_ROWS = 300_000      # approximate search (faiss) from this many papers on, in `auto`
+ARXIV_RSS_URL = "https://rss.arxiv.org/rss"
+ARXIV_API_URL = "https://export.arxiv.org/api/query"
+HF_API_URL = "https://huggingface.co/api/daily_papers"
 
 
+# -- reading one value -------------------------------------------------------------------------
 def positive_int(value: str | None, name: str, minimum: int = 1) -> int | None:
     """A whole-number setting read from text: None when empty, ValueError (one line, for a
     person) when not a whole number >= `minimum`."""
@@ -25,43 +36,99 @@ def positive_int(value: str | None, name: str, minimum: int = 1) -> int | None:
     if not text:
         return None
     if not text.isdigit() or int(text) < minimum:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
     return int(text)
 
 
-def _default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "paperbot"
+def check_precision(value: str | None) -> str:
+    """The embedding precision setting, normalised; ValueError (one line) when unknown."""
+    text = (value or "").strip().lower()
+    text = _PRECISION_ALIASES.get(text, text)
+    if text not in PRECISIONS:
+        raise ValueError(f"PAPERBOT_PRECISION must be auto, float32 or bfloat16, not {value!r}")
+    return text
+
+
+def choice(value: str | None, name: str, allowed: tuple[str, ...], default: str) -> str:
+    """One of `allowed` (case-insensitive); empty: `default`."""
+    text = (value or "").strip().lower() or default
+    if text not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return text
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*", re.IGNORECASE)
+_UNIT = {None: 1, "ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, name: str) -> float:
+    """`30`, `30s`, `5m`, `1h`, `250ms` → seconds."""
+    match = _DURATION.fullmatch(text or "")
+    if not match:
+        raise ValueError(f"{name} must be a duration like 30s, 5m or 1h, not {text[:40]!r}")
+    return float(match[1]) * _UNIT[(match[2] or "").lower() or None]
+
+
+def http_url(value: str | None, name: str, default: str) -> str:
+    text = (value or "").strip()
+    if not text:
+        return default
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{name} must be an http(s) URL like {default}, not {text[:80]!r}")
+    return text
+
+
+# -- the settings ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class SourceEndpoints:
+    """Where the paper sources are fetched from (a mirror, a proxy, a test server)."""
+
+    arxiv_rss: str = ARXIV_RSS_URL
+    arxiv_api: str = ARXIV_API_URL
+    hf_api: str = HF_API_URL
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    redis_url: str | None = None
-    data_dir: Path = dataclasses.field(default_factory=_default_data_dir)
+    redis_url: str | None = None     # None: an embedded Valkey under data_dir
+    data_dir: Path = Path("~/.local/share/paperbot").expanduser()
     prefix: str = "paperbot:"
     model: str = DEFAULT_MODEL
     device: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
+    precision: str = "auto"          # of the embedding model on CPU: auto, float32, bfloat16
+    threads: int | None = None       # torch threads for bulk embedding (None: torch's default)
+    index_dtype: str = "float32"     # the in-memory vectors: float32, or float16 (half the memory)
+    ann: str = "auto"                # approximate search: auto (from ann_min_rows), off, on
+    ann_min_rows: int = ANN_MIN_ROWS
+    sources: SourceEndpoints = SourceEndpoints()
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        if env is None:
-            load_dotenv(override=False)
-            env = dict(os.environ)
-
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
         def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
+            return (env.get(name) or "").strip() or None
 
         batch = positive_int(get("PAPERBOT_BATCH_SIZE"), "PAPERBOT_BATCH_SIZE", minimum=0)
+        min_rows = positive_int(get("PAPERBOT_ANN_MIN_ROWS"), "PAPERBOT_ANN_MIN_ROWS", minimum=0)
         prefix = get("PAPERBOT_PREFIX") or cls.prefix
+        data_home = Path(get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
         return cls(
             redis_url=get("REDIS_URL"),
-            data_dir=Path(get("PAPERBOT_DATA_DIR") or _default_data_dir()).expanduser(),
+            data_dir=Path(get("PAPERBOT_DATA_DIR") or data_home / "paperbot").expanduser(),
             prefix=prefix if prefix.endswith(":") else prefix + ":",
             model=get("PAPERBOT_MODEL") or DEFAULT_MODEL,
             device=get("PAPERBOT_DEVICE"),
             batch_size=cls.batch_size if batch is None else batch,
+            precision=check_precision(get("PAPERBOT_PRECISION")),
+            threads=positive_int(get("PAPERBOT_THREADS"), "PAPERBOT_THREADS"),
+            index_dtype=choice(get("PAPERBOT_INDEX_DTYPE"), "PAPERBOT_INDEX_DTYPE", INDEX_DTYPES, "float32"),
+            ann=choice(get("PAPERBOT_ANN"), "PAPERBOT_ANN", ANN_MODES, "auto"),
+            ann_min_rows=ANN_MIN_ROWS if min_rows is None else min_rows,
+            sources=SourceEndpoints(
+                arxiv_rss=http_url(get("ARXIV_RSS_URL"), "ARXIV_RSS_URL", ARXIV_RSS_URL),
+                arxiv_api=http_url(get("ARXIV_API_URL"), "ARXIV_API_URL", ARXIV_API_URL),
+                hf_api=http_url(get("HF_API_URL"), "HF_API_URL", HF_API_URL)),
         )
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import threading
 import time
@@ -34,16 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, positive_int
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, check_precision
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 
-PRECISIONS = ("auto", "float32", "bfloat16")
 BATCHES_PER_CALL = 4        # bulk encodes go to the model this many batches at a time
 INTERACTIVE_SECONDS = 30.0  # after a query, bulk encoding keeps to one thread this long
-_PRECISION_ALIASES = {"fp32": "float32", "f32": "float32", "bf16": "bfloat16", "": "auto"}
 
 
 def resolve_model(name: str) -> str:
@@ -67,15 +64,6 @@ def model_tag(name: str, max_seq_length: int) -> str:
     else:
         base = name.rsplit("/", 1)[-1]
     return f"{re.sub(r'[^A-Za-z0-9._-]+', '-', base)}@{max_seq_length}"
-
-
-def check_precision(value: str | None) -> str:
-    """The precision setting, normalised; ValueError (one line, for a person) when unknown."""
-    text = (value or "").strip().lower()
-    text = _PRECISION_ALIASES.get(text, text)
-    if text not in PRECISIONS:
-        raise ValueError(f"PAPERBOT_PRECISION must be auto, float32 or bfloat16, not {value!r}")
-    return text
 
 
 def cpu_has_bf16() -> bool:
@@ -118,15 +106,12 @@ class Embedder:
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str | None = None,
                  batch_size: int = DEFAULT_BATCH_SIZE,
-                 precision: str | None = None, threads: int | None = None):
+                 precision: str = "auto", threads: int | None = None):
         self.name = model
         self.device = device
         self.batch_size = batch_size
-        # Settings are read (and checked) now, so that a typo fails at start, not at first use.
-        self.precision_setting = check_precision(
-            os.environ.get("PAPERBOT_PRECISION", "auto") if precision is None else precision)
-        self.threads = threads if threads is not None else positive_int(
-            os.environ.get("PAPERBOT_THREADS"), "PAPERBOT_THREADS")
+        self.precision_setting = check_precision(precision)   # a typo fails now, not at first use
+        self.threads = threads
         self.precision: str | None = None   # what is used, known once the model is loaded
         self._model = None
         self._bulk_threads = 1
@@ -138,7 +123,6 @@ class Embedder:
     def model(self):
         with self._lock:
             if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 import torch
                 from sentence_transformers import SentenceTransformer
                 from transformers.utils import logging as hf_logging
@@ -147,7 +131,8 @@ class Embedder:
                 self._bulk_threads = self.threads or torch.get_num_threads()
                 torch.set_num_threads(self._bulk_threads)
                 path = resolve_model(self.name)
-                model = SentenceTransformer(path, device=self.device)
+                # offline: the model is an installed package or a local path (no hub)
+                model = SentenceTransformer(path, device=self.device, local_files_only=True)
                 model.eval()
                 self.precision = choose_precision(self.precision_setting, model.device.type)
                 if self.precision == "bfloat16":

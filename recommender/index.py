@@ -5,7 +5,7 @@ sort answer a query. Rows are filled from Redis at start and appended on ingest.
 (`upsert`, `search`, `vectors_for`, `rows_for`, `mask`, `matrix`) is small, and the ANN index
 lives behind it: callers never know which one answered.
 
-Settings (read when an index is made):
+Settings (`Settings.index_dtype`, `ann`, `ann_min_rows`, from these variables):
 
 - `PAPERBOT_INDEX_DTYPE` = float32 (default) | float16: how vectors are kept. float16 halves the
   memory (75k papers: 57 MB instead of 115 MB; 1M: 0.77 GB instead of 1.5 GB). Its search takes
@@ -26,33 +26,22 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import os
 import threading
 from collections.abc import Iterable
 
 import numpy as np
 
-from .config import positive_int
+from .config import ANN_MIN_ROWS, ANN_MODES, INDEX_DTYPES
 
 log = logging.getLogger(__name__)
 
 _NO_DATE = -(10**6)
-DTYPES = ("float32", "float16")
-ANN_MODES = ("auto", "off", "on")
-ANN_MIN_ROWS = 300_000
 ANN_PROBE_FRACTION = 1 / 32     # lists scanned per query: nprobe = nlist / 32, at least 16
 RESCORE_EXTRA = 64              # float16 / ANN: rows re-scored beyond k
 
 
 def _day(date: dt.date | None) -> int:
     return date.toordinal() if date else _NO_DATE
-
-
-def _env_choice(name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = (os.environ.get(name) or default).strip().lower()
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
-    return value
 
 
 def faiss_available() -> bool:
@@ -64,19 +53,16 @@ def faiss_available() -> bool:
 
 
 class VectorIndex:
-    def __init__(self, dim: int, dtype: str | None = None, ann: str | None = None,
-                 ann_min_rows: int | None = None):
+    def __init__(self, dim: int, dtype: str = "float32", ann: str = "auto",
+                 ann_min_rows: int = ANN_MIN_ROWS):
         self.dim = dim
-        self.dtype = np.dtype(dtype or _env_choice("PAPERBOT_INDEX_DTYPE", DTYPES, "float32"))
-        if self.dtype.name not in DTYPES:
-            raise ValueError(f"index dtype must be one of {', '.join(DTYPES)}, not {self.dtype}")
-        self.ann_mode = ann or _env_choice("PAPERBOT_ANN", ANN_MODES, "auto")
-        if self.ann_mode not in ANN_MODES:
-            raise ValueError(f"ann must be one of {', '.join(ANN_MODES)}, not {self.ann_mode!r}")
-        if ann_min_rows is None:
-            ann_min_rows = positive_int(os.environ.get("PAPERBOT_ANN_MIN_ROWS"),
-                                        "PAPERBOT_ANN_MIN_ROWS", minimum=0)
-        self.ann_min_rows = ANN_MIN_ROWS if ann_min_rows is None else ann_min_rows
+        self.dtype = np.dtype(dtype)
+        if self.dtype.name not in INDEX_DTYPES:
+            raise ValueError(f"index dtype must be one of {', '.join(INDEX_DTYPES)}, not {self.dtype}")
+        if ann not in ANN_MODES:
+            raise ValueError(f"ann must be one of {', '.join(ANN_MODES)}, not {ann!r}")
+        self.ann_mode = ann
+        self.ann_min_rows = ann_min_rows
         self._vectors = np.zeros((1024, dim), dtype=self.dtype)
         self._days = np.zeros(1024, dtype=np.int32)
         self._categories: list[frozenset[str]] = []

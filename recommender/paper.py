@@ -167,3 +167,17 @@ def parse_date(value: Any) -> dt.date | None:
         return dt.date.fromisoformat(text[:10])
     except ValueError:
         return None
+
+
+@dataclasses.dataclass
+class Result:
+    """A paper picked or found for someone: its score and the reason, in a person's words."""
+
+    paper: Paper
+    score: float
+    why: str
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """`text` cut to `limit` characters with an ellipsis (titles inside a reason)."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -21,6 +21,8 @@ import numpy as np
 
 from .ranking import KIND_WEIGHTS, Signal, decay
 
+POOL_PER_PICK = 10         # MMR chooses k picks among the k * POOL_PER_PICK most relevant
+
 DIVERSITY = 0.3
 
 

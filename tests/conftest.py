@@ -104,7 +104,7 @@ async def discord_fake(monkeypatch):
     """A fake Discord (REST + gateway) on 127.0.0.1; discord.py's endpoints are restored after."""
     import discord
 
-    from fake_discord import FakeDiscord
+    from testkit.fake_discord import FakeDiscord
 
     monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
     monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
@@ -112,3 +112,42 @@ async def discord_fake(monkeypatch):
     server = await FakeDiscord().start()
     yield server
     await server.close()
+
+
+# The hardening tests' (tests/test_hardening_*.py) fixtures, here so that they need no import.
+
+@pytest.fixture
+async def slack_h(rec, demo):
+    """The real Bolt app over HTTP on 127.0.0.1 against a fake Slack, on this test's store."""
+    from test_slack import Harness, slack_env   # the Slack tests' harness, as test_slack builds it
+
+    from bot.slack import SlackBot, SlackConfig
+    from testkit.fake_slack import FakeSlack
+
+    with FakeSlack() as server:
+        bot = SlackBot(rec, SlackConfig.from_env(slack_env(server), http=True))
+        port = await bot.serve_http("127.0.0.1", 0)
+        harness = Harness(bot, server, f"http://127.0.0.1:{port}/slack/events")
+        yield harness
+        await harness.http.aclose()
+        await bot.close()
+
+
+@pytest.fixture
+async def discord_servers(monkeypatch):
+    """Start fake Discords (`await discord_servers(guild_id=…)`); discord.py is put back after."""
+    import discord
+
+    from testkit.fake_discord import FakeDiscord
+
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
+                        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    servers: list = []
+
+    async def start(**kw):
+        servers.append(await FakeDiscord(**kw).start())
+        return servers[-1]
+    yield start
+    for server in servers:
+        await server.close()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-from fake_sources import FakeSourceServer, fixture_reply
+from testkit.fake_sources import FakeSourceServer, fixture_reply
 
 SAMPLE = Path(__file__).parent / "fixtures" / "sources" / "daily_arxiv_sample.jsonl.gz"
 
@@ -22,9 +23,10 @@ def paperbot(*args: str, env: dict[str, str], stdin: str | None = None, check: b
 
 def test_ingest_search_similar_json(cli_env):
     first = json.loads(paperbot("ingest", str(SAMPLE), "--json", env=cli_env).stdout)
-    assert first == {"read": 5, "new": 5, "embedded": 5}
+    assert first == {"read": 5, "new": 5, "embedded": 5, "sources": [
+        {"source": str(SAMPLE), "status": "ok", "read": 5, "new": 5, "embedded": 5}]}
     again = json.loads(paperbot("ingest", str(SAMPLE), "--json", env=cli_env).stdout)
-    assert again == {"read": 5, "new": 0, "embedded": 0}
+    assert {k: again[k] for k in ("read", "new", "embedded")} == {"read": 5, "new": 0, "embedded": 0}
 
     hits = json.loads(paperbot("search", "hardware accelerator for neural networks", "-k", "3",
                                "--json", env=cli_env).stdout)
@@ -51,7 +53,60 @@ def test_ingest_an_arxiv_listing_through_the_network_client(cli_env):
         server.route("/rss/cs.CL", fixture_reply("arxiv_rss_cs_LG.xml", status=404))
         failed = paperbot("ingest", "arxiv:cs.CL", env=env, check=False)
     assert failed.returncode == 1
-    assert failed.stderr.strip().count("\n") == 0 and "Traceback" not in failed.stderr
+    assert failed.stdout.splitlines()[0].startswith("arxiv:cs.CL: failed — ")
+    assert "HTTP 404" in failed.stdout and "Traceback" not in failed.stderr
+
+
+def test_ingest_tries_every_source_and_reports_each(cli_env, rec):
+    # The rough edge of issue 15: `ingest arxiv:cs.LG hf-daily my.jsonl` stopped at the first
+    # source that failed, and the local file after it was never stored.
+    with FakeSourceServer() as server:
+        server.route("/rss/cs.LG", fixture_reply("arxiv_rss_cs_LG.xml"))
+        server.route("/api/daily_papers", fixture_reply("hf_daily_2024-01-02.json", status=404))
+        env = {**cli_env, "ARXIV_RSS_URL": server.url("/rss"),
+               "HF_API_URL": server.url("/api/daily_papers")}
+        run = paperbot("ingest", "arxiv:cs.LG", "hf-daily", "missing.jsonl", str(SAMPLE),
+                       env=env, check=False)
+    assert run.returncode == 1, run.stderr
+    lines = run.stdout.splitlines()
+    assert len(lines) == 5, run.stdout
+    listed = int(re.fullmatch(r"arxiv:cs\.LG: (\d+) papers \(\1 new\)", lines[0]).group(1))
+    assert listed > 0
+    assert lines[1].startswith("hf-daily: failed — ") and "HTTP 404" in lines[1]
+    assert lines[2].startswith("missing.jsonl: failed — ") and "no such file" in lines[2]
+    assert lines[3] == f"{SAMPLE}: 5 papers (5 new)"
+    total = listed + 5
+    assert lines[4] == f"read {total} · new {total} · embedded {total} · 2 of 4 sources failed"
+    assert "Traceback" not in run.stderr
+    # the sources after the failures were stored all the same
+    assert rec.get_paper("2503.11685").title == "CORDIC Is All You Need"
+    assert rec.store.count() == total
+
+    again = json.loads(paperbot("ingest", "missing.jsonl", str(SAMPLE), "--json", env=env,
+                                check=False).stdout)
+    assert {k: again[k] for k in ("read", "new", "embedded")} == {"read": 5, "new": 0, "embedded": 0}
+    missing, sample = again["sources"]
+    assert missing["status"] == "failed" and "no such file" in missing["error"]
+    assert sample == {"source": str(SAMPLE), "status": "ok", "read": 5, "new": 0, "embedded": 0}
+
+    good = paperbot("ingest", str(SAMPLE), env=env)   # nothing failed: exit 0, no failure count
+    assert good.stdout.splitlines()[-1] == "read 5 · new 0 · embedded 0"
+
+
+def test_plugin_commands_and_a_broken_one(cli_env, tmp_path):
+    # bench/ and evaluation/ add their commands through the `paperbot.commands` entry point; a
+    # package whose entry point cannot load costs one line, and every other command still works.
+    info = tmp_path / "brokenplugin-0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenplugin\nVersion: 0\n")
+    (info / "entry_points.txt").write_text("[paperbot.commands]\nbroken = no_such_module:cmd\n")
+    env = {**cli_env, "PYTHONPATH": str(tmp_path)}
+    run = paperbot("--help", env=env)
+    commands = {line.split()[0] for line in run.stdout.split("Commands:")[1].splitlines() if line}
+    assert {"bench", "eval", "ingest", "serve"} <= commands and "broken" not in commands
+    assert run.stderr.strip().splitlines() == [
+        "paperbot broken is unavailable: No module named 'no_such_module' (no_such_module:cmd)"]
+    assert "Options:" in paperbot("bench", "--help", env=env).stdout
 
 
 def test_unreachable_redis_is_one_clear_line(cli_env):

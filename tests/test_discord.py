@@ -1,5 +1,5 @@
 """The Discord adapter end to end: the unmodified discord.py client against a fake Discord (REST
-and gateway, tests/fake_discord.py) on 127.0.0.1, a real Redis and the real model.
+and gateway, testkit/fake_discord.py) on 127.0.0.1, a real Redis and the real model.
 
 Nothing of paperbot's is mocked on the path under test: events arrive over the gateway, answers
 leave over HTTP, and what the bot stored is read back through the Recommender. Two faults are
@@ -26,9 +26,9 @@ with warnings.catch_warnings():   # discord.py's voice module imports the deprec
     import discord
 
 from bot.discord_bot import DiscordSettings, run_discord
-from bot.discord_bot.feedback import reaction_kind
-from fake_discord import EPHEMERAL, MANAGE_CHANNELS, MEMBER_PERMISSIONS, FakeDiscord
+from bot.feedback import emoji_kind
 from recommender.people import PeopleStore
+from testkit.fake_discord import EPHEMERAL, MANAGE_CHANNELS, MEMBER_PERMISSIONS, FakeDiscord
 
 USER = 1001
 MODERATOR = 1002
@@ -315,6 +315,7 @@ async def test_reactions_are_feedback_and_removing_one_retracts_it(fake, bot, re
     await fake.react(posts[1][0], "🔖")
     await fake.react(posts[2][0], "👍🏽", user_id=MODERATOR)
     await fake.react(posts[3][0], "🎉")                       # not a feedback emoji
+    await fake.react(posts[3][0], "fire", emoji_id=123)       # a server's custom emoji: neither
     await fake.react(posts[3][0], "👍", user_id=fake.bot_id)  # the bot's own reaction
     not_ours = {**posts[4][0], "id": str(fake.snowflake()), "author": fake.user(7)}
     await fake.react(not_ours, "👍")
@@ -330,6 +331,9 @@ async def test_reactions_are_feedback_and_removing_one_retracts_it(fake, bot, re
     await fake.wait_for(lambda: rec.profile(me)["counts"] == {"like": 0, "dislike": 0, "save": 1})
     await fake.react(posts[1][0], "👎")
     await fake.wait_for(lambda: rec.profile(me)["counts"]["dislike"] == 1)
+    await fake.react(posts[1][0], "🔖", add=False)            # the save goes, the 👎 stands
+    await fake.wait_for(lambda: rec.profile(me)["counts"]["save"] == 0)
+    await fake.react(posts[1][0], "🔖")
     await asyncio.sleep(0.3)   # the ignored reactions had every chance to land
     assert rec.profile(person(fake, fake.bot_id))["counts"] == {"like": 0, "dislike": 0, "save": 0}
     assert rec.profile(me)["counts"] == {"like": 0, "dislike": 1, "save": 1}
@@ -342,7 +346,7 @@ async def test_reactions_are_feedback_and_removing_one_retracts_it(fake, bot, re
     def toggles() -> list[str]:
         return [e["kind"] for e in rec.profile(me, recent=50)["recent"] if e["paper"] == posts[4][1]]
     await fake.wait_for(lambda: len(toggles()) == 5)
-    assert toggles() == ["like", "clear", "like", "clear", "like"][::-1]   # newest first
+    assert toggles() == ["like", "unlike", "like", "unlike", "like"][::-1]   # newest first
     assert rec.profile(me)["counts"] == {"like": 1, "dislike": 1, "save": 1}
 
 
@@ -358,10 +362,13 @@ async def test_a_429_is_waited_out_as_retry_after_says(fake, bot):
 async def test_replies_never_ping_and_show_user_text_literally(fake, bot, rec):
     topic = "@everyone <@123456789012345678> **bold** claims"
     reply = await ask(fake, "subscribe", topic=topic)
-    assert "@\u200beveryone" in reply.text and "<@\u200b123456789012345678>" in reply.text
-    assert r"\*\*bold\*\*" in reply.text
-    assert rec.topics(person(fake)) == [topic]          # stored as written
+    # a mention is no topic: refused in one line that does not echo it, and nothing stored
+    assert reply.text.startswith("That looks like a mention, not a topic") and "@" not in reply.text
+    assert rec.topics(person(fake)) == []
     assert reply.callbacks[0]["data"]["allowed_mentions"] == {"parse": []}
+    found = await ask(fake, "search", query=f"{topic} graph neural networks", messages=6)
+    assert "@\u200beveryone" in found.text and "<@\u200b123456789012345678>" in found.text
+    assert r"\*\*bold\*\*" in found.text                # shown as typed, not as markdown
     assert_never_pings(fake)
 
 
@@ -428,12 +435,9 @@ def test_settings_from_env():
 
 
 def test_reaction_emoji_to_feedback():
-    def kind(name, emoji_id=None):
-        return reaction_kind(discord.PartialEmoji(name=name, id=emoji_id))
-
-    assert [kind(e) for e in ("👍", "👍🏿", "❤️", "❤", "🔥", "⭐", "👎", "🔖")] == \
+    assert [emoji_kind(e) for e in ("👍", "👍🏿", "❤️", "❤", "🔥", "⭐", "👎", "🔖")] == \
         ["like"] * 6 + ["dislike", "save"]
-    assert kind("🎉") is None and kind("thumbsup", emoji_id=123) is None
+    assert emoji_kind("🎉") is None
 
 
 # -- `paperbot serve --discord` from outside ----------------------------------------------------

@@ -1,4 +1,4 @@
-"""The expertise and topic evaluation tasks (recommender.eval_tasks) and `paperbot eval` on
+"""The expertise and topic evaluation tasks (evaluation.tasks) and `paperbot eval` on
 tiny synthetic data dirs with a hashed bag-of-words `embed`: the real model and data are slow."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from bot import cli
-from recommender import eval_tasks as et
+from evaluation import command
+from evaluation import tasks as et
 
 TOPICS = ["graph neural network", "ocean coral reef", "galaxy dark matter", "gene protein cell"]
 
@@ -144,7 +145,7 @@ def _fake_open():
 def test_cli_eval_expertise_json_and_missing_folders(tmp_path, monkeypatch):
     # The CLI's Recommender needs Redis and the real model; the evaluation only uses its
     # embed_texts, so a fake one stands in.
-    monkeypatch.setattr(cli, "open_recommender", _fake_open)
+    monkeypatch.setattr(command, "open_recommender", _fake_open)
     write_expertise(tmp_path)
     runner = CliRunner()
     out = runner.invoke(cli.main, ["eval", "--tasks", "expertise", "--data", str(tmp_path),
@@ -168,10 +169,24 @@ def test_cli_eval_expertise_json_and_missing_folders(tmp_path, monkeypatch):
 
 
 def test_neighbour_scores_and_citeulike_runs_them():
-    from recommender import evaluate as ev
+    from evaluation import citeulike as ev
 
     sims = np.array([[0.1, 0.9, 0.5, 0.3], [0.2, 0.2, 0.2, 0.8]])
     np.testing.assert_allclose(ev.neighbour_scores(sims, 1), [0.9, 0.8])
     np.testing.assert_allclose(ev.neighbour_scores(sims, 3), [(0.9 + 0.5 + 0.3) / 3, 0.4])
     np.testing.assert_allclose(ev.neighbour_scores(sims[:, :2], 3), [0.5, 0.2])  # fewer: all
     assert {"max-cosine", "top3-mean"} <= set(ev.METHODS)
+
+
+def test_eval_without_scikit_learn_says_how_to_install_it(tmp_path):
+    # A runtime install has no scikit-learn (it is the `eval` extra); `sys.modules[name] = None`
+    # is how Python itself marks a module as not importable.
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['sklearn'] = None; "
+         "from bot.cli import main; main()", "eval", "--data", str(tmp_path)],
+        capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.strip() == "paperbot eval needs scikit-learn: pip install 'paperbot[eval]'"

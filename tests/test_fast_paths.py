@@ -8,8 +8,9 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from recommender import batch_scoring, ranking, service
-from recommender.embedder import Embedder, check_precision, choose_precision
+from recommender import batch_scoring, fanout, ranking
+from recommender.config import Settings, check_precision
+from recommender.embedder import Embedder, choose_precision
 from recommender.index import VectorIndex, faiss_available
 
 
@@ -67,8 +68,8 @@ def test_picks_for_many_are_recommend_and_picks_for_channel(rec, demo, monkeypat
     ids = list(demo)
     candidates = ids[10:]
     # several blocks of people, on several threads, each scored a few signals at a time
-    monkeypatch.setattr(service, "FANOUT_BLOCK", 3)
-    monkeypatch.setattr(service, "FANOUT_CELLS", 4 * len(candidates))
+    monkeypatch.setattr(fanout, "FANOUT_BLOCK", 3)
+    monkeypatch.setattr(fanout, "FANOUT_CELLS", 4 * len(candidates))
     people = [f"slack:T1:U{n}" for n in range(6)]
     for n, person in enumerate(people):
         rec.subscribe(person, ["speech recognition", "graph neural networks", "robots"][n % 3])
@@ -161,13 +162,13 @@ def test_refresh_loads_what_add_papers_indexed(make_recommender, demo):
     assert again.index.mask(categories=["cs.CL"]).tolist() == first.index.mask(categories=["cs.CL"]).tolist()
 
 
-def test_precision_setting(monkeypatch):
+def test_precision_setting():
     assert check_precision("BF16") == "bfloat16" and check_precision("") == "auto"
     with pytest.raises(ValueError, match="PAPERBOT_PRECISION must be auto, float32 or bfloat16"):
         check_precision("int8")
-    monkeypatch.setenv("PAPERBOT_PRECISION", "fp16")
     with pytest.raises(ValueError, match="PAPERBOT_PRECISION"):
-        Embedder()
+        Settings.from_env({"PAPERBOT_PRECISION": "fp16"})
+    assert Settings.from_env({"PAPERBOT_PRECISION": "bf16"}).precision == "bfloat16"
     assert choose_precision("float32", "cpu") == "float32"
     assert choose_precision("auto", "mps") == "float32"
     assert choose_precision("bfloat16", "cpu") == "bfloat16"

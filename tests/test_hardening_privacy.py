@@ -9,7 +9,12 @@ import pytest
 import asyncio
 import logging
 
-from fake_slack import (
+from test_discord import RunningBot, ask, papers_in
+from test_slack import Harness, buttons, eventually, slack_env, texts
+
+from bot.console import ConsoleSession
+from bot.slack import SlackBot, SlackConfig, run_slack
+from testkit.fake_slack import (
     APP_TOKEN,
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -18,12 +23,6 @@ from fake_slack import (
     envelope_kind,
     slash_command,
 )
-from hardening_fixtures import discord_servers, slack_h  # noqa: F401 - fixtures
-from test_discord import RunningBot, ask, papers_in
-from test_slack import Harness, buttons, eventually, slack_env, texts
-
-from bot.console import ConsoleSession
-from bot.slack import SlackBot, SlackConfig, run_slack
 
 SECRETS = (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET, "fake-bot-token-123", "fake-app-token-456",
            "fake-signing-secret-789")
@@ -60,7 +59,7 @@ async def test_slack_http_and_socket_mode_log_no_token_or_secret(rec, demo, capl
         await bot.close()
 
         stop = asyncio.Event()                            # Socket Mode: the app-level token
-        task = asyncio.create_task(run_slack(rec, stop, http=False, env=slack_env(fake)))
+        task = asyncio.create_task(run_slack(rec, stop, SlackConfig.from_env(slack_env(fake))))
         await eventually(lambda: fake._sockets or task.done())
         payload = slash_command("topics", fake.response_url("socket"))
         await asyncio.to_thread(fake.send_envelope, envelope_kind(payload), payload)

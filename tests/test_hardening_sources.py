@@ -27,15 +27,16 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
-from fake_sources import FakeSourceServer, Reply
-from scheduler_fakes import FakePlatform, FakePoster, SimClock, at, fast_settings
 
 import recommender.sources
 from bot.ingest_loop import IngestLoop, IngestSettings, seq_reached_by
 from bot.scheduler import Scheduler, ScheduleStore
 from bot.scheduler.scheduler import NO_NEW_PAPERS
+from recommender.config import Settings
 from recommender.paper import clean_text
 from recommender.sources import HttpClient
+from testkit.fake_sources import FakeSourceServer, Reply
+from testkit.scheduler_fakes import FakePlatform, FakePoster, SimClock, at, fast_settings
 
 TWO_WEEKS = Path(__file__).parent / "fixtures" / "arxiv" / "two_weeks.jsonl.gz"
 ROWS = [json.loads(line) for line in gzip.open(TWO_WEEKS, "rt")]   # 120 real arXiv papers
@@ -48,11 +49,12 @@ TRACEBACK = re.compile(r"Traceback|File \".*\", line \d+")
 
 
 @pytest.fixture
-def server(monkeypatch):
+def server(rec, monkeypatch):
     with FakeSourceServer() as fake:
-        monkeypatch.setenv("ARXIV_RSS_URL", fake.url("/rss"))
-        monkeypatch.setenv("ARXIV_API_URL", fake.url(API_PATH))
-        monkeypatch.setenv("HF_API_URL", fake.url(HF_PATH))
+        # the sources' endpoints as `ARXIV_RSS_URL` … in the environment would set them
+        monkeypatch.setattr(rec, "settings", Settings.from_env({
+            "ARXIV_RSS_URL": fake.url("/rss"), "ARXIV_API_URL": fake.url(API_PATH),
+            "HF_API_URL": fake.url(HF_PATH)}))
         monkeypatch.setattr(recommender.sources, "HttpClient", functools.partial(
             HttpClient, timeout=1.0, connect_timeout=1.0, max_attempts=2, backoff_base=0.01,
             max_wait=5, min_interval=0))

@@ -1,5 +1,5 @@
 """Tests of recommender.ranking (scoring, dislikes, decay, learned model, reasons, mmr) and of the
-metrics / pipeline of recommender.evaluate (on a tiny synthetic data dir, no shared data)."""
+metrics / pipeline of evaluation.citeulike (on a tiny synthetic data dir, no shared data)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 import pytest
 
-from recommender import evaluate as ev
+from evaluation import citeulike as ev
 from recommender import ranking as R
 from recommender.picking import Picker
 from recommender.ranking import Signal, score_candidates
@@ -331,7 +331,7 @@ def test_recall_and_ndcg_on_hand_made_cases():
     # The vectorised version used by the evaluation agrees.
     top = np.array([5, 3, 9, 1, 7] + list(range(100, 145)))
     test = np.array([3, 7, 200])
-    r10, r50, n10 = ev._metrics(top, test)
+    r10, r50, n10 = ev.metrics(top, test)
     assert r10 == pytest.approx(ev.recall_at_k(top, test, 10))
     assert r50 == pytest.approx(ev.recall_at_k(top, test, 50))
     assert n10 == pytest.approx(ev.ndcg_at_k(top, test, 10))

@@ -18,11 +18,11 @@ import time
 from zoneinfo import ZoneInfo
 
 import pytest
-from scheduler_fakes import FakePlatform, FakePoster, SimClock, at, fast_settings
 
 from bot.scheduler import NotDelivered, Scheduler, ScheduleStore, latest_due, parse_days
 from bot.scheduler.due import due_at, format_days, next_due
 from bot.scheduler.scheduler import NO_NEW_PAPERS
+from testkit.scheduler_fakes import FakePlatform, FakePoster, SimClock, at, fast_settings
 
 LAB = "slack:T1:CLAB"
 OTHER = "slack:T1:COTHER"

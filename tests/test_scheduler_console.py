@@ -8,10 +8,10 @@ import os
 import threading
 import time
 
-from scheduler_fakes import SimClock, at, fast_settings
-
 from bot.console import ConsolePoster, ConsoleSession, run_console
+from bot.settings import BotSettings
 from bot.scheduler import Scheduler
+from testkit.scheduler_fakes import SimClock, at, fast_settings
 
 
 async def test_the_dm_digest_is_printed_when_due_and_can_be_reacted_to(rec, demo):
@@ -41,7 +41,8 @@ def test_the_console_prints_the_digest_while_waiting_for_input(rec, demo):
     stdin, typing = os.fdopen(read_end, "r"), os.fdopen(write_end, "w")
     stdout = io.StringIO()
     console = threading.Thread(target=run_console, args=(rec, "bo", stdin, stdout),
-                               kwargs={"now": clock, "settings": fast_settings()}, daemon=True)
+                               kwargs={"settings": BotSettings(scheduler=fast_settings(), clock=clock)},
+                               daemon=True)
     console.start()
 
     def type_line(line: str, expect: str, timeout: float = 30) -> None:

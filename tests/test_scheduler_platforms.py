@@ -9,13 +9,13 @@ import datetime as dt
 import warnings
 
 import pytest
-from fake_slack import BOT_TOKEN, SIGNING_SECRET, TEAM
-from fake_slack_history import HistoryFakeSlack
-from scheduler_fakes import SimClock, at, fast_settings
 
 from bot.scheduler import Scheduler, ScheduleStore
 from bot.scheduler.delivery import Delivery, Item, LookupUnavailable
 from bot.slack import SlackConfig, SlackPoster, web_client
+from testkit.fake_slack import BOT_TOKEN, SIGNING_SECRET, TEAM
+from testkit.fake_slack_history import HistoryFakeSlack
+from testkit.scheduler_fakes import SimClock, at, fast_settings
 
 with warnings.catch_warnings():   # discord.py's voice module imports the deprecated audioop
     warnings.simplefilter("ignore", DeprecationWarning)

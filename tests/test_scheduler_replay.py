@@ -23,11 +23,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from scheduler_fakes import UTC, FakePlatform, FakePoster, SimClock, fast_settings
 
 from bot.ingest_loop import ingest_sources
 from bot.scheduler import Scheduler, ScheduleStore
 from bot.scheduler.due import due_at, parse_days
+from testkit.scheduler_fakes import UTC, FakePlatform, FakePoster, SimClock, fast_settings
 
 FIXTURE = Path(__file__).parent / "fixtures" / "arxiv" / "two_weeks.jsonl.gz"
 SHARED_RAW = (Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv"

@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 import httpx
-from fake_slack import BOT_TOKEN, SIGNING_SECRET, TEAM
-from fake_slack_history import HistoryFakeSlack
 
 from bot.scheduler import ScheduleStore
 from bot.scheduler.ledger import PostLedger
+from testkit.fake_slack import BOT_TOKEN, SIGNING_SECRET, TEAM
+from testkit.fake_slack_history import HistoryFakeSlack
 
 LAB = f"slack:{TEAM}:CLAB"
 DAY1, DAY2 = dt.date(2026, 6, 9), dt.date(2026, 6, 10)

@@ -11,13 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_sources import FIXTURES, FakeSourceServer, Reply, fixture_reply
 
+from recommender.config import Settings
 from recommender.paper import title_id
 from recommender.sources import HttpClient, SourceError, read_file, read_source
 from recommender.sources.arxiv import fetch_listing, search_api
 from recommender.sources.hf_daily import fetch_daily
 from recommender.sources.http import USER_AGENT, parse_retry_after
+from testkit.fake_sources import FIXTURES, FakeSourceServer, Reply, fixture_reply
 
 SHARED = Path("/work/shared/data")
 ARXIV_CORPUS = SHARED / "arxiv/daily-arxiv-ai-enhanced/papers.jsonl.gz"
@@ -73,10 +74,15 @@ def test_rss_weekend_listing_is_empty(server, client):
     assert fetch_listing("cs.LG", client, base_url=server.url("/rss")) == []
 
 
-def test_rss_base_url_from_environment(server, client, monkeypatch):
+def endpoints(**env):
+    """The source endpoints as the settings read them from these variables."""
+    return Settings.from_env(env).sources
+
+
+def test_rss_base_url_from_environment(server, client):
     server.route("/rss/hep-th", fixture_reply("arxiv_rss_weekend.xml"))
-    monkeypatch.setenv("ARXIV_RSS_URL", server.url("/rss/"))
-    assert list(read_source("arxiv:hep-th", client)) == []
+    at = endpoints(ARXIV_RSS_URL=server.url("/rss/"))
+    assert list(read_source("arxiv:hep-th", client, endpoints=at)) == []
     assert [r.path for r in server.requests] == ["/rss/hep-th"]
 
 
@@ -129,10 +135,13 @@ def test_api_error_entry_is_a_source_error(server, client):
         search_api("cs.LG", client, max_results=-1, base_url=server.url("/api/query"))
 
 
-def test_api_base_url_from_environment(server, client, monkeypatch):
+def test_api_base_url_from_environment(server, client):
     server.route("/api/query", fixture_reply("arxiv_api_cs_LG.xml"))
-    monkeypatch.setenv("ARXIV_API_URL", server.url("/api/query"))
-    assert [p.id for p in read_source("arxiv-api:cs.LG", client, limit=2)] == ["2401.01234", "2401.00999"]
+    at = endpoints(ARXIV_API_URL=server.url("/api/query"))
+    assert [p.id for p in read_source("arxiv-api:cs.LG", client, limit=2, endpoints=at)] == \
+        ["2401.01234", "2401.00999"]
+    with pytest.raises(ValueError, match="^ARXIV_API_URL must be an http"):
+        endpoints(ARXIV_API_URL="localhost:8080/api")
     assert server.requests[0].query["max_results"] == ["2"]
 
 
@@ -156,11 +165,11 @@ def test_hf_daily_papers(server, client):
     assert papers[1].extras == {"upvotes": 5, "num_comments": 0}
 
 
-def test_hf_daily_empty_day(server, client, monkeypatch):
+def test_hf_daily_empty_day(server, client):
     server.route("/api/daily_papers", Reply(body="[]", content_type="application/json"))
-    monkeypatch.setenv("HF_API_URL", server.url("/api/daily_papers"))
-    assert list(read_source("hf-daily:2024-01-06", client)) == []
-    assert list(read_source("hf-daily", client)) == []
+    at = endpoints(HF_API_URL=server.url("/api/daily_papers"))
+    assert list(read_source("hf-daily:2024-01-06", client, endpoints=at)) == []
+    assert list(read_source("hf-daily", client, endpoints=at)) == []
     assert [r.query for r in server.requests] == [{"date": ["2024-01-06"]}, {}]
 
 

@@ -13,15 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
 from ..scheduler.delivery import Delivery, Item, LookupUnavailable, NotDelivered, Sent
 from .render import FEEDBACK_ID, feedback_view, paper_embed, safe_text
-
-if TYPE_CHECKING:
-    from .client import PaperbotDiscord
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +33,7 @@ def nonce_for(post_id: str, item_id: str) -> str:
 
 
 class DiscordPoster:
-    def __init__(self, client: PaperbotDiscord):
+    def __init__(self, client: discord.Client):
         self.client = client
 
     def handles(self, target: str) -> bool:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 
 import discord
 
@@ -28,16 +29,17 @@ SORRY = "Sorry, something went wrong with that; it has been logged for the opera
 RememberPost = Callable[[str, str], None]   # (message id, paper id), called on a thread
 
 
-async def answer(interaction: discord.Interaction, work: Callable[[], Reply], *, what: str,
+async def answer(interaction: discord.Interaction, work: Callable[[], Reply] | Awaitable[Reply], *, what: str,
                  slow: bool = False, public: bool = False,
                  remember: RememberPost | None = None) -> None:
-    """Run `work` off the event loop and answer the interaction with its Reply.
+    """Run `work` off the event loop (or await it, if it is awaitable) and answer the
+    interaction with its Reply.
 
     public: the answer is meant for the channel (papers others can react to, a channel's new
     settings); a Reply without papers that Actions marks ephemeral (an error) stays private.
     remember(message id, paper id) is called for each paper posted publicly.
     """
-    job = asyncio.ensure_future(asyncio.to_thread(work))
+    job = asyncio.ensure_future(work if inspect.isawaitable(work) else asyncio.to_thread(work))
     try:
         if not slow:
             await asyncio.wait({job}, timeout=QUICK_SECONDS)

@@ -1,4 +1,4 @@
-"""The Discord bot's settings, read from the environment (and `.env`). The token is never shown.
+"""The Discord bot's settings, from the environment (`bot.settings` reads it). The token is never shown.
 
 | variable              | meaning                                                           |
 |-----------------------|-------------------------------------------------------------------|
@@ -12,9 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-
-from dotenv import load_dotenv
+from collections.abc import Mapping
 
 _FALSE = ("0", "false", "no", "off")
 
@@ -28,12 +26,9 @@ class DiscordSettings:
     gateway_url: str | None = None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> DiscordSettings:
-        """Settings from `env` (default: the process environment); ValueError with one line
-        a person can act on when something is missing or malformed."""
-        if env is None:
-            load_dotenv(override=False)
-            env = dict(os.environ)
+    def from_env(cls, env: Mapping[str, str]) -> DiscordSettings:
+        """Settings from `env`; ValueError with one line a person can act on when something
+        is missing or malformed."""
 
         def get(name: str) -> str | None:
             return (env.get(name) or "").strip() or None

@@ -16,23 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
-import re
 import time
 from collections.abc import Callable, Mapping
 
+from recommender.config import parse_duration
+
 Clock = Callable[[], dt.datetime]
-
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*", re.IGNORECASE)
-_UNIT = {None: 1, "ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str, name: str) -> float:
-    """`30`, `30s`, `5m`, `1h`, `250ms` → seconds."""
-    match = _DURATION.fullmatch(text or "")
-    if not match:
-        raise ValueError(f"{name} must be a duration like 30s, 5m or 1h, not {text[:40]!r}")
-    return float(match[1]) * _UNIT[(match[2] or "").lower() or None]
 
 
 def system_clock() -> dt.datetime:
@@ -47,8 +36,7 @@ def fake_clock(start: dt.datetime, at: float | None = None) -> Clock:
     return lambda: start + dt.timedelta(seconds=time.time() - anchor)
 
 
-def clock_from_env(env: Mapping[str, str] | None = None) -> Clock:
-    env = os.environ if env is None else env
+def clock_from_env(env: Mapping[str, str]) -> Clock:
     fake = (env.get("PAPERBOT_FAKE_NOW") or "").strip()
     if not fake:
         return system_clock
@@ -86,9 +74,7 @@ class SchedulerSettings:
         return max(self.catchup, dt.timedelta(hours=1))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SchedulerSettings:
-        env = os.environ if env is None else env
-
+    def from_env(cls, env: Mapping[str, str]) -> SchedulerSettings:
         def get(name: str) -> str | None:
             return (env.get(name) or "").strip() or None
 

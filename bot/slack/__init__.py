@@ -3,17 +3,19 @@ buttons, and reactions on paperbot's posts as feedback.
 
 Where things are:
 - `app.py`: the Bolt `AsyncApp`, Socket Mode or HTTP (`/slack/events`), `run_slack` for `paperbot serve`
-- `slash_command.py`: `/papers …` → the shared grammar (`bot.commands`) → `bot.actions.Actions`
+- `commands.py`: `/papers …` → the shared grammar (`bot.commands`) → `bot.actions.Actions`
 - `buttons.py`: 👍 / 👎 / 🔖 / Undo clicks and the forget-me confirmation
-- `reactions.py`: where a reaction on a posted paper becomes stored feedback
+- `reactions.py`: reactions on posted papers → `bot.feedback` (the one feedback path)
 - `posting.py`: `post_papers`, one message per paper, remembered for reactions
 - `daily_posts.py`: `SlackPoster`, the scheduler's way to post daily picks (channels and DMs)
-- `blocks.py`: Block Kit rendering and the escaping that keeps user text from pinging anyone
-- `config.py`: SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL
+- `render.py`: Block Kit rendering and the escaping that keeps user text from pinging anyone
+- `replies.py`: ephemeral answers and the friendly line for a failure
+- `identity.py`: Slack ids → scoped keys; `inflight.py`: work in progress, drained at shutdown
+- `settings.py`: SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL
 """
 
 from .app import SlackBot, build_app, run_slack, web_client
-from .config import SlackConfig
+from .settings import SlackConfig
 from .daily_posts import SlackPoster
 from .posting import post_papers
 

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from dotenv import load_dotenv
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
@@ -30,11 +27,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from recommender import Recommender
 
 from ..actions import Actions
-from . import buttons, reactions, slash_command
-from .config import SlackConfig
+from ..feedback import FeedbackPath
+from ..limits import RateLimit, RateLimiter
+from . import buttons, commands, reactions
 from .daily_posts import SlackPoster
-from .errors import api_error
 from .inflight import InFlight
+from .replies import api_error
+from .settings import SlackConfig
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +69,10 @@ def build_app(actions: Actions, client: AsyncWebClient, config: SlackConfig,
     app = AsyncApp(name="paperbot", client=client, signing_secret=config.signing_secret,
                    # Socket Mode requests come over the app's own authenticated websocket
                    request_verification_enabled=config.http)
-    slash_command.register(app, actions, inflight)
-    buttons.register(app, actions, inflight)
-    reactions.register(app, actions, inflight)
+    feedback = FeedbackPath(actions)
+    commands.register(app, actions, inflight)
+    buttons.register(app, actions, feedback, inflight)
+    reactions.register(app, feedback, inflight)
 
     @app.error
     async def on_unexpected_error(error, body):
@@ -84,9 +84,9 @@ def build_app(actions: Actions, client: AsyncWebClient, config: SlackConfig,
 class SlackBot:
     """The Bolt app with its Web API client, served one way or the other until `close()`."""
 
-    def __init__(self, rec: Recommender, config: SlackConfig):
+    def __init__(self, rec: Recommender, config: SlackConfig, rate_limit: RateLimit = RateLimit()):
         self.config = config
-        self.actions = Actions(rec)
+        self.actions = Actions(rec, limiter=RateLimiter(rec.store.r, rec.store.prefix, rate_limit))
         self.client = web_client(config)
         self.inflight = InFlight()
         self.app = build_app(self.actions, self.client, config, self.inflight)
@@ -152,24 +152,19 @@ class SlackBot:
         await self.inflight.drain(DRAIN_SECONDS)
 
 
-async def run_slack(rec: Recommender, stop: asyncio.Event, http: bool = False,
+async def run_slack(rec: Recommender, stop: asyncio.Event, config: SlackConfig,
                     host: str = "127.0.0.1", port: int = 3000,
-                    env: Mapping[str, str] | None = None,
-                    posters: dict[str, Any] | None = None) -> None:
+                    posters: dict[str, Any] | None = None,
+                    rate_limit: RateLimit = RateLimit()) -> None:
     """The Slack adapter of `paperbot serve`: runs until `stop` is set.
 
-    Socket Mode by default (SLACK_BOT_TOKEN, SLACK_APP_TOKEN); HTTP mode with `http=True`
-    (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET). A missing or refused token raises ValueError.
-    Once connected it puts its daily-post poster into `posters["slack"]` (for the scheduler).
+    Socket Mode, or HTTP mode when `config.http`. A refused token raises ValueError. Once
+    connected it puts its daily-post poster into `posters["slack"]` (for the scheduler).
     """
-    if env is None:
-        load_dotenv(override=False)
-        env = os.environ
-    config = SlackConfig.from_env(env, http=http)
-    bot = SlackBot(rec, config)
+    bot = SlackBot(rec, config, rate_limit)
     try:
         auth = await bot.check_token()
-        if http:
+        if config.http:
             await bot.serve_http(host, port)
         else:
             await bot.connect_socket_mode()

@@ -1,7 +1,7 @@
 """Button clicks: 👍 / 👎 / 🔖 on a paper (and Undo), and the forget-me confirmation.
 
-A click is acknowledged at once; the feedback is then stored and confirmed to the person who
-clicked with an ephemeral message (the posted paper is shared, so its buttons keep no state).
+A click is acknowledged at once; the feedback then goes the one way every reaction and click
+goes (`bot.feedback`) and is confirmed to the person who clicked with an ephemeral message (the posted paper is shared, so its buttons keep no state).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from slack_bolt.async_app import AsyncApp
 
 from ..actions import Actions, Who
 from ..commands import Command
-from .blocks import FORGET_ME_CANCEL, FORGET_ME_CONFIRM, feedback_confirmation, plain_section
-from .errors import answered_errors
+from ..feedback import FeedbackEvent, FeedbackPath
+from .render import FORGET_ME_CANCEL, FORGET_ME_CONFIRM, feedback_confirmation, plain_section
+from .replies import answered_errors, say_privately
 from .identity import channel_key, is_direct_message, person_key, workspace_id
 from .inflight import InFlight
 
@@ -25,13 +26,13 @@ log = logging.getLogger(__name__)
 FEEDBACK_ACTIONS = re.compile(r"^paper_(like|dislike|save|clear)$")
 
 
-def register(app: AsyncApp, actions: Actions, inflight: InFlight) -> None:
+def register(app: AsyncApp, actions: Actions, feedback: FeedbackPath, inflight: InFlight) -> None:
     @app.action(FEEDBACK_ACTIONS)
     async def on_feedback_click(ack, body, action, context, respond):
         await ack()
         with inflight.track():
             async with answered_errors(respond, "feedback click"):
-                await answer_feedback_click(actions, body, action, context, respond)
+                await answer_feedback_click(feedback, body, action, context, respond)
 
     @app.action(FORGET_ME_CONFIRM)
     async def on_forget_me_confirmed(ack, body, context, respond):
@@ -59,23 +60,21 @@ def clicked_in(body: dict[str, Any], team: str) -> str | None:
     return channel_key(team, slack_channel)
 
 
-async def answer_feedback_click(actions: Actions, body: dict[str, Any], action: dict[str, Any],
+async def answer_feedback_click(feedback: FeedbackPath, body: dict[str, Any], action: dict[str, Any],
                                 context, respond) -> None:
     team = workspace_id(context)
     kind = FEEDBACK_ACTIONS.match(action["action_id"])[1]
     paper_id = action.get("value") or ""
     who = Who(person_key(team, body["user"]["id"]), clicked_in(body, team))
-    log.info("slack click %s on %s from %s", kind, paper_id, who.person)
-
-    def react():
-        reply = actions.react(who, paper_id, kind)
-        paper = actions.rec.get_paper(paper_id)
-        return reply, paper.title if paper else None
-
-    reply, title = await asyncio.to_thread(react)
+    outcome = await feedback.handle(FeedbackEvent(who, button=kind, paper_id=paper_id))
+    if outcome.status != "done":
+        await say_privately(respond, outcome.text)
+        return
+    paper = await asyncio.to_thread(feedback.actions.rec.get_paper, paper_id)
+    title = paper.title if paper else None
     if kind == "clear":  # Undo, clicked on the confirmation itself: replace it
-        message = feedback_confirmation(reply.text, title, paper_id, undo=False)
+        message = feedback_confirmation(outcome.text, title, paper_id, undo=False)
         await respond(**message, replace_original=True)
     else:
-        message = feedback_confirmation(reply.text, title, paper_id, undo=title is not None)
+        message = feedback_confirmation(outcome.text, title, paper_id, undo=title is not None)
         await respond(**message, response_type="ephemeral", replace_original=False)

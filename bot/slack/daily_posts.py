@@ -20,8 +20,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..scheduler.delivery import Delivery, Item, LookupUnavailable, NotDelivered, Sent
-from .blocks import escape, paper_message, plain_section
-from .errors import api_error
+from .render import escape, paper_message, plain_section
+from .replies import api_error
 from .identity import channel_key
 from .posting import CANNOT_POST_HERE, join
 

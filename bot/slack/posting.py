@@ -16,8 +16,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from recommender import Recommender, Result
 
-from .blocks import paper_message
-from .errors import api_error
+from .render import paper_message
+from .replies import api_error
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from recommender.config import SourceEndpoints
 from recommender.paper import Paper
 from recommender.sources.arxiv import check_category, fetch_listing, search_api
 from recommender.sources.errors import SourceError
@@ -29,9 +30,11 @@ SPEC_FORMS = (
 
 
 def read_source(
-    spec: str, client: HttpClient | None = None, limit: int | None = None
+    spec: str, client: HttpClient | None = None, limit: int | None = None,
+    endpoints: SourceEndpoints = SourceEndpoints(),
 ) -> Iterator[Paper]:
-    """The papers of `spec` (see `SPEC_FORMS`), at most `limit`.
+    """The papers of `spec` (see `SPEC_FORMS`), at most `limit`, from `endpoints` (the core
+    settings' `sources`: a mirror, a proxy, a test server).
 
     The spec is checked now, before any request or file read; the fetch itself happens on the
     first `next()`. Without a `client`, a default one is made for this fetch and closed after it.
@@ -42,11 +45,12 @@ def read_source(
     kind, _, arg = spec.partition(":")
     fetch: Callable[[HttpClient], list[Paper]]
     if kind == "arxiv":
-        fetch = functools.partial(fetch_listing, check_category(arg))
+        fetch = functools.partial(fetch_listing, check_category(arg), base_url=endpoints.arxiv_rss)
     elif kind == "arxiv-api":
-        fetch = functools.partial(search_api, check_category(arg), max_results=limit or 100)
+        fetch = functools.partial(search_api, check_category(arg), max_results=limit or 100,
+                                  base_url=endpoints.arxiv_api)
     elif kind == "hf-daily":
-        fetch = functools.partial(fetch_daily, _parse_day(arg) if arg else None)
+        fetch = functools.partial(fetch_daily, _parse_day(arg) if arg else None, base_url=endpoints.hf_api)
     elif "/" in spec or "\\" in spec or spec.lower().removesuffix(".gz").endswith(tuple(FORMATS)):
         raise SourceError(f"no such file: {spec} ({SPEC_FORMS})")
     else:

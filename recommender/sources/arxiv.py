@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
-import os
 import re
 import xml.etree.ElementTree as StdET
 from collections.abc import Iterable
@@ -19,14 +18,13 @@ from collections.abc import Iterable
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
+from recommender.config import ARXIV_API_URL, ARXIV_RSS_URL
 from recommender.paper import Paper, parse_arxiv_id
 from recommender.sources.errors import SourceError
 from recommender.sources.http import HttpClient
 
 log = logging.getLogger(__name__)
 
-RSS_URL = "https://rss.arxiv.org/rss"
-API_URL = "https://export.arxiv.org/api/query"
 
 # `replace` and `replace-cross` announce new versions of old papers: not news for a daily feed.
 DAILY_ANNOUNCE_TYPES = ("new", "cross")
@@ -60,7 +58,7 @@ def fetch_listing(
     (weekends, holidays). Keeps new submissions and cross-lists unless `announce_types` says
     otherwise ("replace", "replace-cross")."""
     check_category(category)
-    base = base_url or os.environ.get("ARXIV_RSS_URL") or RSS_URL
+    base = base_url or ARXIV_RSS_URL
     what = f"arXiv listing for {category}"
     root = _parse_xml(client.get_text(f"{base.rstrip('/')}/{category}", what=what), what)
     channel = root.find("channel")
@@ -98,7 +96,7 @@ def search_api(
 ) -> list[Paper]:
     """The newest submissions in `category` from the arXiv API, newest first; [] past the end."""
     check_category(category)
-    base = base_url or os.environ.get("ARXIV_API_URL") or API_URL
+    base = base_url or ARXIV_API_URL
     what = f"arXiv API search for {category}"
     params = {"search_query": f"cat:{category}", "sortBy": "submittedDate",
               "sortOrder": "descending", "start": start, "max_results": max_results}

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 
+from recommender.config import HF_API_URL
 from recommender.paper import Paper
 from recommender.sources.errors import SourceError
 from recommender.sources.http import HttpClient
 
 log = logging.getLogger(__name__)
-
-HF_API_URL = "https://huggingface.co/api/daily_papers"
 
 
 def fetch_daily(
@@ -27,7 +25,7 @@ def fetch_daily(
     A response that is not a JSON array of `{"paper": {...}}` objects means the API changed:
     `SourceError`. A single paper without a title is skipped with a warning.
     """
-    base = base_url or os.environ.get("HF_API_URL") or HF_API_URL
+    base = base_url or HF_API_URL
     what = f"Hugging Face daily papers for {date.isoformat() if date else 'the latest day'}"
     items = client.get_json(base, {"date": date.isoformat()} if date else None, what=what)
     if not isinstance(items, list):

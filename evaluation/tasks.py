@@ -1,4 +1,4 @@
-"""Two more offline checks of the ranking, beside the CiteULike libraries of :mod:`.evaluate`.
+"""Two more offline checks of the ranking, beside the CiteULike libraries of :mod:`.citeulike`.
 
 Why: CiteULike asks "is the held-out paper somewhere in the top 50 of 17,000"; it says nothing
 about ordering a handful of papers that are all close to someone's field (a daily post), nor
@@ -11,7 +11,7 @@ same run, on the same vectors, and returns ``({method: {metric: value}}, meta)``
   better, 0.5 = constant), pooled over researchers, mean over the ten profile datasets.
 * :func:`run_topic` -- ``<data>/citeulike``: multi-word CiteULike tags ("gene-expression",
   "social_networks") stand in for a typed topic; the papers carrying the tag are relevant and
-  all 16,980 papers are ranked; ``recall@50`` and ``ndcg@10`` as in :mod:`.evaluate`. Topics
+  all 16,980 papers are ranked; ``recall@50`` and ``ndcg@10`` as in :mod:`.citeulike`. Topics
   alternate between a tuning half and the reported half, so tuning never sees the reported one.
 """
 
@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from recommender import evaluate as ev
+from evaluation import citeulike as ev
 from recommender import ranking
 from recommender.lexical import LexicalIndex, terms_of
 
@@ -130,7 +130,7 @@ def run_expertise(data_dir: str | Path, embed: Embed, methods=EXPERTISE_METHODS,
     vectors = _embed_all(embed, texts)
     embed_seconds = time.perf_counter() - t
     background = ranking.prepare_background(vectors)
-    tfidf = ev._tfidf_matrix(texts)
+    tfidf = ev.tfidf_matrix(texts)
     n_sets = len(reviewers[0]["profiles"]) if reviewers else 0
     if any(len(r["profiles"]) != n_sets for r in reviewers):
         raise ValueError("every researcher needs the same number of profile datasets")
@@ -222,7 +222,7 @@ def load_tags(citeulike_dir: str | Path) -> tuple[list[str], list[list[int]]]:
 
 
 def corpus_texts(papers: list[dict]) -> list[str]:
-    """Each paper's text exactly as :func:`evaluate.build_variant` makes it (title + abstract
+    """Each paper's text exactly as :func:`citeulike.build_variant` makes it (title + abstract
     where there is an abstract, else the title), so the embedding cache already holds them."""
     return [(p["title"] or "") + "\n" + p["abstract"] if p.get("abstract") else p["title"] or ""
             for p in papers]
@@ -266,8 +266,8 @@ def run_topic(data_dir: str | Path, embed: Embed, half: str = "report", seed: in
                                                   lexical=lexical[:, None]).scores
             else:
                 raise ValueError(f"unknown method {m!r}")
-            top = ev._top_k(np.asarray(scores, dtype=np.float64), 50)
-            _, recall50, ndcg10 = ev._metrics(top, relevant)
+            top = ev.top_k(np.asarray(scores, dtype=np.float64), 50)
+            _, recall50, ndcg10 = ev.metrics(top, relevant)
             per_topic[m][k] = (recall50, ndcg10)
     results = {m: {k: float(v) for k, v in zip(TOPIC_METRICS, per_topic[m].mean(axis=0))}
                if len(topics) else {k: 0.0 for k in TOPIC_METRICS} for m in methods}

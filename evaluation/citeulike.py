@@ -98,7 +98,7 @@ def ndcg_at_k(ranked: Iterable[int], relevant: Iterable[int], k: int) -> float:
     return float(dcg / ideal)
 
 
-def _metrics(top: np.ndarray, test: np.ndarray) -> tuple[float, float, float]:
+def metrics(top: np.ndarray, test: np.ndarray) -> tuple[float, float, float]:
     hit = np.isin(top, test)
     n = len(test)
     discounts = 1.0 / np.log2(np.arange(2, 12))
@@ -110,7 +110,7 @@ def _metrics(top: np.ndarray, test: np.ndarray) -> tuple[float, float, float]:
     )
 
 
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     k = min(k, len(scores))
     part = np.argpartition(-scores, k - 1)[:k]
     return part[np.argsort(-scores[part], kind="stable")]
@@ -189,7 +189,7 @@ def training_popularity(splits: dict, n_items: int) -> np.ndarray:
 # methods: each is a factory (corpus context) -> scorer(train item ids, user) -> scores (n_items,)
 
 
-def _tfidf_matrix(texts: list[str]):
+def tfidf_matrix(texts: list[str]):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     try:
@@ -262,7 +262,7 @@ def _evaluate_variant(
     tfidf = None
     if "tfidf-svm" in methods:
         t0 = time.perf_counter()
-        tfidf = _tfidf_matrix(texts)
+        tfidf = tfidf_matrix(texts)
         timings["tfidf-svm"] = time.perf_counter() - t0
 
     per_user = {m: np.zeros((len(chosen), 3)) for m in methods}
@@ -300,8 +300,8 @@ def _evaluate_variant(
                 )
             else:
                 raise ValueError(f"unknown method {method!r}")
-            top = candidates[_top_k(np.asarray(scores, dtype=np.float64), 50)]
-            per_user[method][count] = _metrics(top, test)
+            top = candidates[top_k(np.asarray(scores, dtype=np.float64), 50)]
+            per_user[method][count] = metrics(top, test)
             timings[method] = timings.get(method, 0.0) + time.perf_counter() - t
         if progress is not None:
             progress(variant, count + 1, len(chosen))
@@ -426,7 +426,7 @@ def format_table(results: dict) -> str:
 
 
 def _main(argv=None) -> None:
-    """python -m recommender.evaluate [--data DIR] [--users N|all] [--seed S] [--cache DIR]:
+    """python -m evaluation.citeulike [--data DIR] [--users N|all] [--seed S] [--cache DIR]:
     evaluate with all-MiniLM-L6-v2 (sentence-transformers), embeddings cached as .npy."""
     import argparse
     import hashlib

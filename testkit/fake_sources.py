@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-FIXTURES = Path(__file__).parent / "fixtures" / "sources"
+# the recorded responses are the test suite's data files: tests/fixtures/sources of this checkout
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "sources"
 
 
 @dataclasses.dataclass

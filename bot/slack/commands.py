@@ -17,8 +17,8 @@ from slack_sdk.errors import SlackApiError
 
 from ..actions import Actions, Reply, Who
 from ..commands import parse
-from .blocks import forget_me_prompt, reply_message, saved_message
-from .errors import answered_errors, api_error
+from .render import forget_me_prompt, reply_message, saved_message
+from .replies import answered_errors, api_error
 from .identity import channel_key, is_direct_message, person_key, workspace_id
 from .inflight import InFlight
 from .posting import CANNOT_POST_HERE, post_papers

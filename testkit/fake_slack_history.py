@@ -1,4 +1,4 @@
-"""The fake Slack (`fake_slack.FakeSlack`) plus what the daily posts need of it:
+"""The fake Slack (`testkit.fake_slack.FakeSlack`) plus what the daily posts need of it:
 
 - `post_delay`: chat.postMessage keeps the message first and answers that much later, as a slow
   Slack would (a sender killed while it waits has posted, but never learns the ts);
@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from aiohttp import web
-from fake_slack import FakeSlack
+from testkit.fake_slack import FakeSlack
 
 
 class HistoryFakeSlack(FakeSlack):

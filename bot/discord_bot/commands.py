@@ -3,7 +3,7 @@
 Each subcommand has typed options (Discord checks lengths before sending), and then becomes the
 same text the console and Slack parse (`search <query>`, `channel time 09:00 Europe/Berlin`, …):
 `bot.commands.parse` validates it, so every rule (lengths, times, time zones) is the shared one.
-`bot.actions.Actions` does the work; `replies.answer` sends the result.
+`ctx.actions.Actions` does the work; `replies.answer` sends the result.
 """
 
 from __future__ import annotations
@@ -13,18 +13,15 @@ import functools
 import logging
 import zoneinfo
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 
 from ..actions import Reply
-from ..commands import MAX_QUERY, MAX_TOPIC, USAGE, Command, parse
+from ..commands import MAX_QUERY, MAX_TOPIC, USAGE, parse
+from .context import DiscordContext
 from .identity import everywhere, posts_key, who_asked
 from .replies import answer
-
-if TYPE_CHECKING:
-    from .client import PaperbotDiscord
 
 log = logging.getLogger(__name__)
 
@@ -61,41 +58,41 @@ def in_discord_words(reply: Reply) -> Reply:
     return reply
 
 
-def papers_group(bot: PaperbotDiscord) -> app_commands.Group:
+def papers_group(ctx: DiscordContext) -> app_commands.Group:
     papers = app_commands.Group(name="papers", description="Research papers: search, follow "
                                 "topics, get picks, and teach paperbot with reactions")
 
     @papers.command(name="search", description=about("search"))
     @app_commands.describe(query="What to look for, e.g. graph neural networks for molecules")
     async def search(interaction: discord.Interaction, query: Query) -> None:
-        await run_command(bot, interaction, f"search {query}")
+        await run_command(ctx, interaction, f"search {query}")
 
     @papers.command(name="similar", description=about("similar"))
     @app_commands.describe(paper="An arXiv id or URL, e.g. 2503.11685")
     async def similar(interaction: discord.Interaction, paper: Query) -> None:
-        await run_command(bot, interaction, f"similar {paper}")
+        await run_command(ctx, interaction, f"similar {paper}")
 
     @papers.command(name="subscribe", description=about("subscribe"))
     @app_commands.describe(topic="A topic in a few words, e.g. speech recognition")
     async def subscribe(interaction: discord.Interaction, topic: Topic) -> None:
-        await run_command(bot, interaction, f"subscribe {topic}")
+        await run_command(ctx, interaction, f"subscribe {topic}")
 
     @papers.command(name="unsubscribe", description=about("unsubscribe"))
     @app_commands.describe(topic="One of the topics you follow")
     async def unsubscribe(interaction: discord.Interaction, topic: Topic) -> None:
-        await run_command(bot, interaction, f"unsubscribe {topic}")
+        await run_command(ctx, interaction, f"unsubscribe {topic}")
 
     @unsubscribe.autocomplete("topic")
     async def your_topics(interaction: discord.Interaction, current: str):
-        return await topic_choices(bot, lambda: who_asked(interaction).person, current)
+        return await topic_choices(ctx, lambda: who_asked(interaction).person, current)
 
     for name in ("topics", "digest", "profile", "saved"):
-        papers.add_command(_without_options(bot, name))
+        papers.add_command(_without_options(ctx, name))
 
     @papers.command(name="forget-me", description=about("forget-me"))
     @app_commands.describe(confirm="True to delete everything now; without it you are asked first")
     async def forget_me(interaction: discord.Interaction, confirm: bool = False) -> None:
-        await run_command(bot, interaction, "forget-me confirm" if confirm else "forget-me")
+        await run_command(ctx, interaction, "forget-me confirm" if confirm else "forget-me")
 
     channel = app_commands.Group(name="channel", parent=papers,
                                  description="This channel's daily picks (needs Manage Channels)")
@@ -103,22 +100,22 @@ def papers_group(bot: PaperbotDiscord) -> app_commands.Group:
     @channel.command(name="subscribe", description=about("channel subscribe"))
     @app_commands.describe(topic="A topic for this channel, e.g. diffusion models")
     async def channel_subscribe(interaction: discord.Interaction, topic: Topic) -> None:
-        await run_command(bot, interaction, f"channel subscribe {topic}", channel_setting=True)
+        await run_command(ctx, interaction, f"channel subscribe {topic}", channel_setting=True)
 
     @channel.command(name="unsubscribe", description=about("channel unsubscribe"))
     @app_commands.describe(topic="One of this channel's topics")
     async def channel_unsubscribe(interaction: discord.Interaction, topic: Topic) -> None:
-        await run_command(bot, interaction, f"channel unsubscribe {topic}", channel_setting=True)
+        await run_command(ctx, interaction, f"channel unsubscribe {topic}", channel_setting=True)
 
     @channel_unsubscribe.autocomplete("topic")
     async def channel_topics(interaction: discord.Interaction, current: str):
-        return await topic_choices(bot, lambda: who_asked(interaction).channel, current)
+        return await topic_choices(ctx, lambda: who_asked(interaction).channel, current)
 
     @channel.command(name="time", description=about("channel time"))
     @app_commands.describe(time="HH:MM, e.g. 09:00", timezone="An IANA time zone, e.g. Europe/Berlin")
     async def channel_time(interaction: discord.Interaction, time: app_commands.Range[str, 1, 5],
                            timezone: app_commands.Range[str, 1, 64] = "UTC") -> None:
-        await run_command(bot, interaction, f"channel time {time} {timezone}", channel_setting=True)
+        await run_command(ctx, interaction, f"channel time {time} {timezone}", channel_setting=True)
 
     @channel_time.autocomplete("timezone")
     async def zones(interaction: discord.Interaction, current: str):
@@ -126,7 +123,7 @@ def papers_group(bot: PaperbotDiscord) -> app_commands.Group:
 
     @channel.command(name="off", description=about("channel off"))
     async def channel_off(interaction: discord.Interaction) -> None:
-        await run_command(bot, interaction, "channel off", channel_setting=True)
+        await run_command(ctx, interaction, "channel off", channel_setting=True)
 
     dm = app_commands.Group(name="dm", parent=papers,
                             description="Your own picks as a daily direct message")
@@ -135,7 +132,7 @@ def papers_group(bot: PaperbotDiscord) -> app_commands.Group:
     @app_commands.describe(time="HH:MM, e.g. 09:00", timezone="An IANA time zone, e.g. Europe/Berlin")
     async def dm_on(interaction: discord.Interaction, time: app_commands.Range[str, 1, 5],
                     timezone: app_commands.Range[str, 1, 64] = "UTC") -> None:
-        await run_command(bot, interaction, f"dm {time} {timezone}")
+        await run_command(ctx, interaction, f"dm {time} {timezone}")
 
     @dm_on.autocomplete("timezone")
     async def dm_zones(interaction: discord.Interaction, current: str):
@@ -143,19 +140,19 @@ def papers_group(bot: PaperbotDiscord) -> app_commands.Group:
 
     @dm.command(name="off", description=about("dm off"))
     async def dm_off(interaction: discord.Interaction) -> None:
-        await run_command(bot, interaction, "dm off")
+        await run_command(ctx, interaction, "dm off")
 
-    papers.add_command(_without_options(bot, "help"))
+    papers.add_command(_without_options(ctx, "help"))
     return papers
 
 
-def _without_options(bot: PaperbotDiscord, name: str) -> app_commands.Command:
+def _without_options(ctx: DiscordContext, name: str) -> app_commands.Command:
     async def callback(interaction: discord.Interaction) -> None:
-        await run_command(bot, interaction, name)
+        await run_command(ctx, interaction, name)
     return app_commands.Command(name=name, description=about(name), callback=callback)
 
 
-async def run_command(bot: PaperbotDiscord, interaction: discord.Interaction, text: str, *,
+async def run_command(ctx: DiscordContext, interaction: discord.Interaction, text: str, *,
                       channel_setting: bool = False) -> None:
     if channel_setting:
         refusal = channel_refusal(interaction)
@@ -167,12 +164,12 @@ async def run_command(bot: PaperbotDiscord, interaction: discord.Interaction, te
     who = who_asked(interaction)
 
     def work() -> Reply:
-        asker = everywhere(bot.rec.people, who, interaction.user.id) if (
+        asker = everywhere(ctx.rec.people, who, interaction.user.id) if (
             command.name == "forget-me" and command.text == "confirm") else who
-        return in_discord_words(bot.actions.run(command, asker))
+        return in_discord_words(ctx.actions.run(command, asker))
 
     def remember(message_id: str, paper_id: str) -> None:
-        bot.rec.record_post(posts_key(who), message_id, paper_id)
+        ctx.rec.record_post(posts_key(who), message_id, paper_id)
 
     await answer(interaction, work, what=f"/papers {command.name}", slow=command.name in SLOW,
                  public=command.name in PUBLIC, remember=remember)
@@ -189,11 +186,11 @@ def channel_refusal(interaction: discord.Interaction) -> str | None:
     return None
 
 
-async def topic_choices(bot: PaperbotDiscord, whose: Callable[[], str | None], current: str):
+async def topic_choices(ctx: DiscordContext, whose: Callable[[], str | None], current: str):
     """Autocomplete: the topics a person or channel follows that match what is typed so far."""
     try:
         who = whose()
-        topics = await asyncio.to_thread(bot.rec.topics, who) if who else []
+        topics = await asyncio.to_thread(ctx.rec.topics, who) if who else []
     except Exception:  # noqa: BLE001 - a failed suggestion list must not break typing
         log.warning("topic suggestions failed", exc_info=True)
         return []

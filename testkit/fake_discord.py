@@ -186,9 +186,11 @@ class FakeDiscord:
         return exchange
 
     async def react(self, message: dict[str, Any], emoji: str, *, user_id: int = 1001,
-                    add: bool = True, guild: bool = True) -> None:
+                    add: bool = True, guild: bool = True, emoji_id: int | None = None) -> None:
+        """A reaction `emoji` (a custom emoji of the server's when `emoji_id` is given)."""
         data: dict[str, Any] = {"user_id": str(user_id), "channel_id": message["channel_id"],
-                                "message_id": message["id"], "emoji": {"id": None, "name": emoji},
+                                "message_id": message["id"],
+                                "emoji": {"id": None if emoji_id is None else str(emoji_id), "name": emoji},
                                 "burst": False, "type": 0}
         if guild:
             data["guild_id"] = str(self.guild_id)

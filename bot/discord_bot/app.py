@@ -15,12 +15,16 @@ from discord import app_commands
 from recommender import Recommender
 
 from ..actions import Actions
+from ..feedback import FeedbackPath
+from ..limits import RateLimit, RateLimiter
+from .buttons import record_click
+from .commands import papers_group
+from .context import DiscordContext
 from .daily_posts import DiscordPoster
-from .feedback import InOrder, record_click, record_reaction
+from .reactions import record_reaction
 from .render import FeedbackButton
 from .replies import apologise
 from .settings import DiscordSettings
-from .slash_commands import papers_group
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +32,8 @@ CLOSE_TIMEOUT = 10.0
 
 
 class PaperbotDiscord(discord.Client):
-    def __init__(self, rec: Recommender, settings: DiscordSettings, **options: Any):
+    def __init__(self, rec: Recommender, settings: DiscordSettings,
+                 rate_limit: RateLimit = RateLimit(), **options: Any):
         intents = discord.Intents.none()
         intents.guilds = True       # channels and permissions of the servers the bot is in
         intents.reactions = True    # reactions in servers and DMs: feedback
@@ -37,11 +42,11 @@ class PaperbotDiscord(discord.Client):
         super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none(),
                          max_messages=None, **options)
         self.rec = rec
-        self.actions = Actions(rec)
+        self.actions = Actions(rec, limiter=RateLimiter(rec.store.r, rec.store.prefix, rate_limit))
         self.settings = settings
-        self.reactions_in_order = InOrder()
+        self.ctx = DiscordContext(self, rec, self.actions, FeedbackPath(self.actions))
         self.tree = app_commands.CommandTree(self)
-        self.tree.add_command(papers_group(self))
+        self.tree.add_command(papers_group(self.ctx))
         self.tree.error(self.on_command_failed)
 
     async def setup_hook(self) -> None:
@@ -68,14 +73,14 @@ class PaperbotDiscord(discord.Client):
                  self.user.id if self.user else "?", len(self.guilds))
 
     async def on_raw_reaction_add(self, event: discord.RawReactionActionEvent) -> None:
-        await record_reaction(self, event)
+        await record_reaction(self.ctx, event)
 
     async def on_raw_reaction_remove(self, event: discord.RawReactionActionEvent) -> None:
-        await record_reaction(self, event)
+        await record_reaction(self.ctx, event)
 
     async def feedback_clicked(self, interaction: discord.Interaction, paper_id: str,
                                kind: str) -> None:
-        await record_click(self, interaction, paper_id, kind)
+        await record_click(self.ctx, interaction, paper_id, kind)
 
     async def on_command_failed(self, interaction: discord.Interaction,
                                 error: app_commands.AppCommandError) -> None:
@@ -92,18 +97,17 @@ def point_discord_at(settings: DiscordSettings) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
 
 
-async def run_discord(rec: Recommender, stop: asyncio.Event,
-                      settings: DiscordSettings | None = None,
-                      posters: dict[str, Any] | None = None, **client_options: Any) -> None:
+async def run_discord(rec: Recommender, stop: asyncio.Event, settings: DiscordSettings,
+                      posters: dict[str, Any] | None = None, rate_limit: RateLimit = RateLimit(),
+                      **client_options: Any) -> None:
     """Log in, serve until `stop` is set, then close the connection and return.
 
     A rejected token or an unreachable API at login is a ValueError with one clear line;
     after login, discord.py reconnects by itself. The daily-post poster goes into
     `posters["discord"]` (for the scheduler; it posts once the client is ready).
     """
-    settings = settings or DiscordSettings.from_env()
     point_discord_at(settings)
-    client = PaperbotDiscord(rec, settings, **client_options)
+    client = PaperbotDiscord(rec, settings, rate_limit, **client_options)
     if posters is not None:
         posters["discord"] = DiscordPoster(client)
     runner = asyncio.create_task(client.start(settings.token), name="discord-client")

@@ -1,0 +1,23 @@
+"""The `paperbot bench` command. It lives here, not in bot/, so that the import runs from the
+benchmarks to the bot; bot/cli.py finds it through the `paperbot.commands` entry point."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command("bench")
+@click.option("--quick", is_flag=True, help="Small samples and synthetic corpora (< 3 min): "
+              "the CI smoke check.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+@click.option("--data", "data_dir", default="../shared/data", show_default=True,
+              type=click.Path(file_okay=False), help="The folder that holds arxiv/; without it "
+              "every benchmark runs on synthetic data (and says so).")
+def bench(quick: bool, as_json: bool, data_dir: str) -> None:
+    """Benchmarks against this machine's limits: embedding, cold start, search, daily
+    fan-out, chat latency, memory; each figure with its floor measured in the same run."""
+    from .run import run
+
+    sys.exit(run(data_dir, quick, as_json))
