@@ -13,7 +13,9 @@ import time
 import redis
 
 from recommender import PaperNotFound, Recommender, Result, StoreUnavailable
+from recommender.redis_errors import REFUSED
 
+from .channel_roles import ChannelRoles
 from .commands import HELP, Command
 from .ingest_loop import seq_reached_by
 from .limits import EXPENSIVE, RateLimiter
@@ -25,8 +27,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_K = 5
 # Redis is down or unreachable: what every adapter answers as "temporarily unavailable". A
-# connection that breaks mid-run raises redis-py's own errors, not StoreUnavailable.
-STORE_DOWN = (StoreUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# connection that breaks mid-run raises redis-py's own errors, not StoreUnavailable. A Redis that
+# answers but refuses writes (READONLY, OOM, MISCONF, NOREPLICAS: `REFUSED`) is down as well.
+STORE_DOWN = (StoreUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+              *REFUSED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,8 +224,10 @@ class Actions:
 
     def forget(self, person: str) -> int:
         """Delete everything kept about a person: their keys, their entries in channels, their
-        schedule's registry entry and their rate-limit counters. Returns the keys removed."""
+        schedule's registry entry, their roles in channels (owner, topics added) and their
+        rate-limit counters. Returns the keys removed."""
         self.schedules.forget(person)
+        ChannelRoles(self.rec.store.r, self.rec.store.prefix).forget(person)
         removed = self.rec.forget(person)
         self.limiter.forget(person)
         return removed

@@ -28,7 +28,9 @@ log = logging.getLogger("paperbot")
 
 
 def _fail(message: str) -> None:
-    click.echo(f"paperbot: {message}", err=True)
+    from .render_text import terminal_safe   # a message may repeat what a feed or a person wrote
+
+    click.echo(f"paperbot: {terminal_safe(message)}", err=True)
     sys.exit(1)
 
 
@@ -68,10 +70,10 @@ def _results_json(results: list[Result]) -> str:
 
 def _print_results(results: list[Result], as_json: bool) -> None:
     from .actions import Reply
-    from .render_text import render_reply
+    from .render_text import json_safe, render_reply
 
     if as_json:
-        click.echo(_results_json(results))
+        click.echo(json_safe(_results_json(results)))
     elif not results:
         click.echo("No papers found.")
     else:
@@ -167,8 +169,8 @@ def _check_who(who: str) -> str:
 
     try:
         return check_who(who)
-    except ValueError:
-        _fail(f"--user must look like platform:workspace:id (e.g. console:local:alice), not {who!r}")
+    except ValueError as exc:
+        _fail(f"--user: {exc}")
 
 
 @main.command()
@@ -232,15 +234,17 @@ def profile(who: str, as_json: bool) -> None:
     """What paperbot knows about a person or channel."""
     with open_recommender() as rec:
         data = rec.profile(_check_who(who))
+    from .render_text import json_safe, terminal_safe
+
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        click.echo(json_safe(json.dumps(data, ensure_ascii=False, indent=2)))
         return
     counts = data["counts"]
-    click.echo(f"{data['who']}\ntopics: {', '.join(data['topics']) or 'none'}")
+    click.echo(terminal_safe(f"{data['who']}\ntopics: {', '.join(data['topics']) or 'none'}"))
     click.echo(f"feedback: {counts['like']} like · {counts['dislike']} dislike · "
                f"{counts['save']} saved · {data['shown']} shown")
     for event in data["recent"]:
-        click.echo(f"  {event['kind']:8} {event['paper']}  {event['title'] or ''}")
+        click.echo(terminal_safe(f"  {event['kind']:8} {event['paper']}  {event['title'] or ''}"))
 
 
 @main.command()
@@ -256,6 +260,18 @@ def forget(who: str, yes: bool) -> None:
     with open_recommender() as rec:
         removed = Actions(rec).forget(who)   # as `forget-me` does: schedule registry included
     click.echo(f"forgot {who} ({removed} keys removed)")
+
+
+@main.command()
+@WHO
+def repair(who: str) -> None:
+    """Rebuild a person's feedback (and channels' view of it) from their event history."""
+    from recommender.people import PeopleStore
+    from recommender.repair import repair as rebuild
+
+    who = _check_who(who)
+    with open_redis() as (client, settings):
+        click.echo(rebuild(PeopleStore(client, settings.prefix), who).describe())
 
 
 def _demo_papers():

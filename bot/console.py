@@ -23,7 +23,7 @@ from recommender import Recommender, Result
 from .actions import STORE_DOWN, Actions, Reply, Who
 from .commands import USAGE, clean_input, parse
 from .ingest_loop import IngestLoop
-from .render_text import render_reply, render_result
+from .render_text import render_reply, render_result, terminal_safe
 from .scheduler import Scheduler, system_clock
 from .scheduler.delivery import Delivery, Item, Sent
 from .scheduler.settings import Clock
@@ -72,7 +72,7 @@ class ConsoleSession:
     def handle(self, line: str) -> str:
         """Answer one line typed by the person; never raises."""
         try:
-            return self._answer(clean_input(line))
+            return terminal_safe(self._answer(clean_input(line)))   # no ESC, no bidi override
         except STORE_DOWN as exc:
             log.warning("storage unavailable while handling a console command: %s", exc)
             return "paperbot's storage is temporarily unavailable; please try again in a moment."
@@ -155,14 +155,14 @@ class ConsolePoster:
 
     async def send(self, delivery: Delivery, item: Item) -> Sent:
         if item.result is None:
-            self.write(f"📰 {item.text}")
+            self.write(terminal_safe(f"📰 {item.text}"))
         else:
             if len(self._lists) > 100:
                 self._lists.clear()
             listed = self._lists.setdefault(delivery.post_id, Reply(item.header or "📰 Daily picks:"))
             listed.results.append(item.result)
             self.session.remember(listed)
-            first = item.header + "\n\n" if item.header else ""
+            first = terminal_safe(item.header) + "\n\n" if item.header else ""
             self.write(first + render_result(len(listed.results), item.result))
         return Sent(f"console:{delivery.post_id}:{item.id}", delivery.target)
 

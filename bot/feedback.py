@@ -114,7 +114,8 @@ class FeedbackPath:
             try:
                 return await attempt()
             except STORE_DOWN as exc:
-                log.warning("feedback not stored yet, storage unavailable (retry in %ss): %s", delay, exc)
+                # info: the operator's one warning line is the outcome's (recorded, or not)
+                log.info("feedback not stored yet, storage unavailable (retry in %ss): %s", delay, exc)
                 await asyncio.sleep(delay)
         return await attempt()
 

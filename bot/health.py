@@ -1,10 +1,17 @@
 """The health endpoint of `paperbot serve`: `GET /health` on PAPERBOT_HEALTH_HOST (127.0.0.1)
 and PAPERBOT_HEALTH_PORT (default 8787; 0 turns it off).
 
-It answers JSON, 200 when Redis answers and every adapter runs, 503 otherwise:
+It answers JSON, 200 when Redis takes a write, the index agrees with Redis and every adapter
+runs, 503 otherwise:
 
-    {"status": "ok", "redis": "ok", "papers": 1234,
+    {"status": "ok", "redis": "ok", "index": "ok", "papers": 1234,
      "adapters": {"slack": "running"}, "scheduler": {...}, "ingest": {"last_ingest": {...}}}
+
+- "redis": a write, not a PING: a Redis that answers but refuses writes (READONLY after a
+  failover, OOM, MISCONF, NOREPLICAS: `recommender.redis_errors`) is as down as a stopped one.
+  The probe is a SET of `P health:<replica>` (expires after a minute).
+- "index": `Recommender.corpus_problem()`: why the in-memory index disagrees with Redis (a
+  FLUSHDB, a restore of an older copy) until the refresh has reloaded it, else "ok".
 """
 
 from __future__ import annotations
@@ -12,15 +19,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
+from recommender import Recommender
+from recommender.redis_errors import describe
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8787
 CHECK_TIMEOUT = 2.0
+PROBE_TTL_MS = 60_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +54,23 @@ class HealthServer:
 
     def __init__(self, settings: HealthSettings, redis_ping: Callable[[], Any],
                  paper_count: Callable[[], int], adapters: Callable[[], dict[str, str]],
-                 parts: Mapping[str, Callable[[], dict[str, Any]]]):
+                 parts: Mapping[str, Callable[[], dict[str, Any]]],
+                 index_check: Callable[[], str | None] | None = None):
         self.settings = settings
         self._ping, self._count, self._adapters, self._parts = redis_ping, paper_count, adapters, parts
+        self._index_check = index_check
         self._runner: web.AppRunner | None = None
+        self._was_healthy = True
         self.port: int | None = None
+
+    @classmethod
+    def for_recommender(cls, rec: Recommender, settings: HealthSettings, replica: str,
+                        adapters: Callable[[], dict[str, str]],
+                        parts: Mapping[str, Callable[[], dict[str, Any]]]) -> HealthServer:
+        """The endpoint of `paperbot serve`: a write probe, the index check, the paper count."""
+        probe = rec.store.key("health", replica)
+        return cls(settings, lambda: rec.store.r.set(probe, f"{time.time():.0f}", px=PROBE_TTL_MS),
+                   rec.store.count, adapters, parts, rec.corpus_problem)
 
     async def report(self) -> tuple[int, dict[str, Any]]:
         body: dict[str, Any] = {}
@@ -54,17 +78,28 @@ class HealthServer:
             await asyncio.wait_for(asyncio.to_thread(self._ping), CHECK_TIMEOUT)
             body["redis"] = "ok"
         except Exception as exc:   # noqa: BLE001 - any failure is "Redis is not answering"
-            body["redis"] = f"error: {type(exc).__name__}"
+            body["redis"] = f"error: {describe(exc)}"
         body["adapters"] = self._adapters()
         if body["redis"] == "ok":
             try:
+                if self._index_check is not None:
+                    problem = await asyncio.wait_for(asyncio.to_thread(self._index_check), CHECK_TIMEOUT)
+                    body["index"] = problem or "ok"
                 body["papers"] = await asyncio.wait_for(asyncio.to_thread(self._count), CHECK_TIMEOUT)
                 for name, part in self._parts.items():
                     body[name] = await asyncio.wait_for(asyncio.to_thread(part), CHECK_TIMEOUT)
             except Exception as exc:   # noqa: BLE001
-                body["redis"] = f"error: {type(exc).__name__}"
-        healthy = body["redis"] == "ok" and all(v == "running" for v in body["adapters"].values())
+                body["redis"] = f"error: {describe(exc)}"
+        healthy = (body["redis"] == "ok" and body.get("index", "ok") == "ok"
+                   and all(v == "running" for v in body["adapters"].values()))
         body["status"] = "ok" if healthy else "unhealthy"
+        if healthy != self._was_healthy:   # one line when it changes, not one per probe
+            self._was_healthy = healthy
+            if healthy:
+                log.info("health: ok again")
+            else:
+                log.warning("health: unhealthy: redis %s, index %s, adapters %s", body["redis"],
+                            body.get("index", "-"), body["adapters"])
         return (200 if healthy else 503), body
 
     async def _handle(self, request: web.Request) -> web.Response:

@@ -5,17 +5,23 @@ keep every replica's index up to date with what any replica stored.
   (`arxiv:cs.LG,arxiv:cs.CL,hf-daily`) with `read_source` and stores them with
   `Recommender.add_papers` (in a thread: embedding is CPU work). New text is embedded once;
   the vector cache is shared through Redis. A lock in Redis, and the time of the last ingest by
-  any replica, keep replicas from all fetching at once.
+  any replica, keep replicas from all fetching at once. The lock is renewed while the ingest
+  runs (a full one can take longer than LOCK_SECONDS); a replica that finds its lock taken by
+  another stops its ingest between batches, so two never run at once.
+- A stop (SIGTERM) ends an ingest under way at once: the download is cut (`HttpClient`'s stop),
+  embedding ends after the batch under way (INGEST_BATCH papers); what was stored is kept.
 - A source that fails (`SourceError`: down, rate-limited, malformed) logs one line; the other
   sources, and whatever was stored before the failure, are kept.
 - Every PAPERBOT_REFRESH_EVERY (default 60s) every replica calls `Recommender.refresh()`, which
   reads only papers newer than the ones it has: new papers reach all indexes without a restart.
+  When Redis went backwards (a FLUSHDB, a restore, a lagging replica promoted) it rebuilds the
+  index from Redis instead (`recommender.corpus`); /health says 503 until it has.
 
 Keys (P = the prefix):
 
 | key            | type   | holds                                                              |
 |----------------|--------|--------------------------------------------------------------------|
-| P ingest:lock  | string | token of the replica reading the sources now (expires)             |
+| P ingest:lock  | string | token of the replica reading the sources now (expires; renewed while it reads) |
 | P ingest:last  | hash   | at (unix), by (replica), took (s), results (JSON per source: read/new/embedded, or error) |
 | P ingest:marks | zset   | ingest sequence reached (member) → unix time: where a new schedule's first post starts |
 """
@@ -37,7 +43,8 @@ import redis
 
 from recommender import Recommender
 from recommender.config import parse_duration
-from recommender.sources import SourceError, read_source
+from recommender.sources import SourceError, Stopped, read_source
+from recommender.sources.http import StopFlag
 
 
 log = logging.getLogger(__name__)
@@ -49,6 +56,17 @@ INGEST_BATCH = 64       # papers per embedding batch: a stop is honoured between
 
 class _Stopped(Exception):
     pass
+
+
+class _EitherStop:
+    """Set when the process stops or this ingest lost its lock (`lost`)."""
+
+    def __init__(self, process: threading.Event):
+        self.process = process
+        self.lost = threading.Event()
+
+    def is_set(self) -> bool:
+        return self.process.is_set() or self.lost.is_set()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,9 +117,10 @@ def unreachable_sources(client: redis.Redis, prefix: str) -> list[str]:
 
 
 def ingest_sources(rec: Recommender, sources: list[str] | tuple[str, ...], at: float | None = None,
-                   stop: threading.Event | None = None) -> dict[str, dict[str, Any]]:
+                   stop: StopFlag | None = None) -> dict[str, dict[str, Any]]:
     """Read and store each source; a failing source logs one line and the rest go on. Records
-    the ingest sequence reached at `at` (default now). Runs in a thread."""
+    the ingest sequence reached at `at` (default now). Runs in a thread; setting `stop` ends it
+    mid-download or after the embedding batch under way."""
     results: dict[str, dict[str, Any]] = {}
 
     def progress(_: int) -> None:
@@ -110,16 +129,17 @@ def ingest_sources(rec: Recommender, sources: list[str] | tuple[str, ...], at: f
 
     for spec in sources:
         try:
-            counts = rec.add_papers(read_source(spec, endpoints=rec.settings.sources), progress=progress,
-                                   batch=INGEST_BATCH)
+            counts = rec.add_papers(read_source(spec, endpoints=rec.settings.sources, stop=stop),
+                                    progress=progress, batch=INGEST_BATCH)
+        except (_Stopped, Stopped) as exc:
+            where = "mid-download" if isinstance(exc, Stopped) else "between batches"
+            log.info("ingest %s: stopped %s; what was stored is kept", spec, where)
+            results[spec] = {"error": "stopped"}
+            break
         except SourceError as exc:
             log.warning("ingest %s: %s", spec, exc)
             results[spec] = {"error": str(exc)}
             continue
-        except _Stopped:
-            log.info("ingest %s: stopped between batches; what was stored is kept", spec)
-            results[spec] = {"error": "stopped"}
-            break
         results[spec] = counts.as_dict()
         log.info("ingest %s: read %d, new %d, embedded %d", spec, counts.read, counts.new,
                  counts.embedded)
@@ -144,6 +164,14 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# Keep the lock: 1 while ours (taken again if it vanished: a restarted or flushed Redis), 0 once
+# another replica holds it.
+_RENEW = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]); return 1 end
+return 0
+"""
 
 
 class IngestLoop:
@@ -153,7 +181,7 @@ class IngestLoop:
         self.replica = replica
         self.last_local: dict[str, Any] | None = None
         self.last_refresh: float | None = None
-        self._stop_thread = threading.Event()
+        self._stop_thread = threading.Event()    # the process is stopping: every ingest ends
 
     @property
     def _r(self) -> redis.Redis:
@@ -163,6 +191,7 @@ class IngestLoop:
         if self.settings.sources:
             log.info("ingesting %s every %.0fs", ", ".join(self.settings.sources), self.settings.every)
         next_ingest = next_refresh = time.monotonic()
+        relay = asyncio.create_task(self._relay_stop(stop))
         try:
             while not stop.is_set():
                 now = time.monotonic()
@@ -176,7 +205,13 @@ class IngestLoop:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), max(0.05, wait - time.monotonic()))
         finally:
+            relay.cancel()
             self._stop_thread.set()
+
+    async def _relay_stop(self, stop: asyncio.Event) -> None:
+        """The stop reaches the ingest thread now, not when the ingest under way returns."""
+        await stop.wait()
+        self._stop_thread.set()
 
     async def _guarded(self, work, what: str) -> None:
         try:
@@ -200,24 +235,44 @@ class IngestLoop:
             return False
         lock = _key(self.rec.store.prefix, "lock")
         token = f"{self.replica}:{uuid.uuid4().hex[:8]}"
-        if not await asyncio.to_thread(self._r.set, lock, token, nx=True, px=LOCK_SECONDS * 1000):
+        lock_ms = max(1, int(LOCK_SECONDS * 1000))
+        if not await asyncio.to_thread(self._r.set, lock, token, nx=True, px=lock_ms):
             return False
+        stop = _EitherStop(self._stop_thread)
+        keeper = asyncio.create_task(self._keep_lock(lock, token, lock_ms, stop))
         try:
             if not await asyncio.to_thread(self._due):   # another replica finished meanwhile
                 return False
-            await self.ingest_now()
+            await self.ingest_now(stop)
         finally:
+            keeper.cancel()
             await asyncio.to_thread(self._r.eval, _RELEASE, 1, lock, token)
         return True
+
+    async def _keep_lock(self, lock: str, token: str, lock_ms: int, stop: _EitherStop) -> None:
+        """Renew the lock three times per lifetime while the ingest runs; if another replica
+        holds it (ours expired: this process was frozen, or Redis lost it), stop this ingest."""
+        while True:
+            await asyncio.sleep(lock_ms / 3000)
+            try:
+                held = await asyncio.to_thread(self._r.eval, _RENEW, 1, lock, token, lock_ms)
+            except redis.RedisError as exc:
+                log.warning("ingest lock not renewed (storage unavailable: %s); retrying", exc)
+                continue
+            if not held:
+                log.warning("ingest lock taken over by another replica; stopping this ingest "
+                            "between batches")
+                stop.lost.set()
+                return
 
     def _due(self) -> bool:
         last = self._r.hget(_key(self.rec.store.prefix, "last"), "at")
         return last is None or time.time() - float(last) >= self.settings.every * 0.95
 
-    async def ingest_now(self) -> dict[str, Any]:
+    async def ingest_now(self, stop: StopFlag | None = None) -> dict[str, Any]:
         started = time.time()
         results = await asyncio.to_thread(ingest_sources, self.rec, self.settings.sources,
-                                          None, self._stop_thread)
+                                          None, stop or self._stop_thread)
         summary = {"at": time.time(), "by": self.replica, "took": round(time.time() - started, 1),
                    "results": results}
         await asyncio.to_thread(self._r.hset, _key(self.rec.store.prefix, "last"), mapping={

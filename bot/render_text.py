@@ -1,7 +1,14 @@
-"""Plain-text rendering of replies, for the terminal (console adapter and CLI)."""
+"""Plain-text rendering of replies, for the terminal (console adapter and CLI).
+
+What reaches a terminal never carries a control character from a paper or a person: ESC
+(ANSI sequences that recolour, clear or retitle the terminal), the other C0 and C1 controls
+but newline and tab, DEL, and the bidi embeddings, overrides and isolates that reorder what is
+shown (U+202A–U+202E, U+2066–U+2069).
+"""
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 from recommender import Result
@@ -9,6 +16,18 @@ from recommender import Result
 from .actions import Reply
 
 SNIPPET = 220
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every control character (see above) removed: safe to print."""
+    return _CONTROL.sub("", text)
+
+
+def json_safe(text: str) -> str:
+    """JSON text with those characters written as `\\u` escapes: the same data, safe to print
+    (they can only stand inside JSON strings, where an escape means the same character)."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
 def authors_line(authors: list[str], limit: int = 3) -> str:
@@ -37,9 +56,10 @@ def render_result(n: int, result: Result) -> str:
         lines += textwrap.wrap(snippet(paper.abstract), width=96,
                                initial_indent="    ", subsequent_indent="    ")
     lines.append(f"    why: {result.why}")
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
 
 
 def render_reply(reply: Reply) -> str:
-    parts = [reply.text] + [render_result(n, r) for n, r in enumerate(reply.results, 1)]
+    parts = [terminal_safe(reply.text)]
+    parts += [render_result(n, r) for n, r in enumerate(reply.results, 1)]
     return "\n\n".join(p for p in parts if p)

@@ -7,9 +7,12 @@ asyncio process, sharing one Recommender (one model, one index).
 - The scheduler (`bot.scheduler`) makes each due daily post exactly once, whatever the number
   of replicas; the ingestion loop (`bot.ingest_loop`) reads PAPERBOT_SOURCES on a cadence and
   refreshes the index with what other replicas stored.
-- `GET /health` on 127.0.0.1:8787 (`bot.health`) reports Redis, adapters, scheduler and ingest.
+- `GET /health` on 127.0.0.1:8787 (`bot.health`) reports Redis (a write), the index, adapters,
+  scheduler and ingest.
 - SIGTERM / SIGINT: adapters stop taking requests and finish what they acknowledged; the
-  scheduler starts no new post and lets one under way hand back after its current message.
+  scheduler starts no new post and lets one under way hand back after its current message;
+  an ingest under way cuts its download and stops embedding after the batch under way (the
+  process exits within 15 s: `asyncio.run` waits for those threads).
 
 CPU work (embedding, ranking) goes to threads with `asyncio.to_thread`, so no acknowledgement
 waits on it.
@@ -58,9 +61,8 @@ async def serve(rec: Recommender, adapters: dict[str, Adapter], *,
                 states[name] = "failed" if not task.cancelled() and task.exception() else "stopped"
         return states
 
-    health = HealthServer(settings.health, rec.store.r.ping,
-                          rec.store.count, adapter_states,
-                          {"scheduler": scheduler.status, "ingest": ingest.status})
+    health = HealthServer.for_recommender(rec, settings.health, replica, adapter_states,
+                                          {"scheduler": scheduler.status, "ingest": ingest.status})
     await health.start()
     log.info("serving with %s as %s", ", ".join(adapters) or "no chat adapters", replica)
     tasks.update({asyncio.create_task(run(rec, stop), name=name): name

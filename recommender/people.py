@@ -9,13 +9,21 @@ another. Every key of one person or channel carries its key as a hash tag, e.g.
 |------------------------------|--------|------------------------------------------------------------|
 | P {who}:topics               | hash   | normalised topic -> topic as the person wrote it           |
 | P {who}:feedback             | hash   | paper id -> JSON {rating: like/dislike/null, saved, ts, channel} |
-| P {who}:events               | stream | every feedback event as given (kind, paper, channel, ts)   |
+| P {who}:events               | stream | the last ~EVENTS_MAX feedback events (kind, paper, channel, ts) |
 | P {who}:shown                | zset   | paper id -> unix time it was shown (posted or listed)      |
 | P {channel}:member_feedback  | hash   | "<person> <paper id>" -> JSON {rating, saved, ts}          |
 | P {channel}:posts            | hash   | platform message id -> paper id, for reactions on posts    |
+| P {channel}:posts_at         | zset   | platform message id -> unix time it was recorded (pruning) |
 
 The feedback hash is the current state (a repeated reaction changes nothing); the stream is the
-history it can be rebuilt from. `forget` deletes a person's keys and their entries in channels.
+history it can be rebuilt from (`repair`). Each change of state, its event and the channel's
+mirror are one transaction (WATCH/MULTI): reactions given at once all stand.
+
+Nothing grows forever: the stream keeps the newest ~EVENTS_MAX events (XADD MAXLEN ~); shown
+papers older than SHOWN_DAYS are dropped as new ones are marked; posts older than POSTS_DAYS
+are forgotten (a reaction on them is no longer feedback) as new ones are recorded. The feedback
+hashes hold one field per paper with a standing reaction (a retraction removes it).
+`forget` deletes a person's keys and their entries in channels.
 """
 
 from __future__ import annotations
@@ -32,13 +40,27 @@ import redis
 RETRACTS = {"unlike": "like", "undislike": "dislike", "unsave": "save"}
 KINDS = ("like", "dislike", "save", *RETRACTS, "clear")
 MAX_TOPICS = 50
-_WHO_RE = re.compile(r"[a-z][a-z0-9_-]*:[^:\s{}]+:[^:\s{}]+")
+EVENTS_MAX = 10_000      # events kept per person: a year of 25 reactions a day
+SHOWN_DAYS = 365         # a paper shown longer ago than this may be shown again
+POSTS_DAYS = 365         # a post older than this is forgotten: a reaction on it is no feedback
+PRUNE_AT_ONCE = 500      # old posts forgotten per record_post at most (bounded work per call)
+READ_STATES_WORK = 25_000   # entries (topics, feedback, shown) one read_states call reads
+READ_STATES_EACH = 50       # what one target's reading costs besides its entries, in entries
+RECORD_TRIES = 100       # WATCH conflicts (the same person reacting at once) retried
+DAY = 86400.0
+# no Redis glob characters (`console:local:*` in a SCAN pattern would match everyone), no
+# braces (hash tags), no whitespace, controls or bidi overrides in an id
+_ID_PART = "[^:\\s{}*?\\[\\]\\\\\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+"
+_WHO_RE = re.compile(f"[a-z][a-z0-9_-]*:{_ID_PART}:{_ID_PART}")
 
 
 def check_who(who: str) -> str:
-    """`who` must be a scoped key `platform:workspace:id`; anything else is a programming error."""
+    """`who` must be a scoped key `platform:workspace:id`; anything else is refused, in one line."""
     if not isinstance(who, str) or not _WHO_RE.fullmatch(who):
-        raise ValueError(f"not a scoped person or channel key (platform:workspace:id): {who!r}")
+        shown = repr(who[:80] if isinstance(who, str) else who)
+        raise ValueError(f"{shown} is not a person or channel id: ids look like platform:workspace:id "
+                         "(e.g. console:local:alice), without spaces, braces, control characters "
+                         "or the pattern characters * ? [ ] \\")
     return who
 
 
@@ -52,9 +74,12 @@ def normalise_topic(topic: str) -> str:
 
 
 class PeopleStore:
-    def __init__(self, client: redis.Redis, prefix: str = "paperbot:"):
+    def __init__(self, client: redis.Redis, prefix: str = "paperbot:", clock=time.time):
         self.r = client
         self.prefix = prefix
+        self.clock = clock   # unix time; a test's clock can live a year in a second
+        self._record_post = client.register_script(_RECORD_POST)
+        self._read_states = client.register_script(_READ_STATES)
 
     def key(self, who: str, what: str) -> str:
         return f"{self.prefix}{{{check_who(who)}}}:{what}"
@@ -85,31 +110,42 @@ class PeopleStore:
         if channel is not None and workspace_of(check_who(channel)) != workspace_of(check_who(person)):
             raise ValueError("a person's feedback can only be given in their own workspace")
         key = self.key(person, "feedback")
-        raw = self.r.hget(key, paper_id)
-        before: dict[str, Any] | None = json.loads(raw) if raw else None
-        after = _apply(before, kind, channel)
-        if _same_signal(before, after):
-            return False
-        pipe = self.r.pipeline(transaction=True)
-        if after is None:
-            pipe.hdel(key, paper_id)
-        else:
-            pipe.hset(key, paper_id, json.dumps(after))
-        pipe.xadd(self.key(person, "events"), {
-            "kind": kind, "paper": paper_id, "channel": channel or "", "ts": f"{time.time():.3f}"})
-        pipe.execute()
-        self._mirror_to_channels(person, paper_id, before, after)
-        return True
+        with self.r.pipeline(transaction=True) as pipe:
+            for _ in range(RECORD_TRIES):
+                try:
+                    # read, apply and write as one: another reaction of this person in between
+                    # (a 👍 and a 🔖 within ms) makes EXEC fail, and this one is applied again
+                    pipe.watch(key)
+                    raw = pipe.hget(key, paper_id)
+                    before: dict[str, Any] | None = json.loads(raw) if raw else None
+                    now = round(self.clock(), 3)   # the event's ts, so that a replay gives it
+                    after = _apply(before, kind, channel, now)
+                    if _same_signal(before, after):
+                        return False
+                    pipe.multi()
+                    if after is None:
+                        pipe.hdel(key, paper_id)
+                    else:
+                        pipe.hset(key, paper_id, json.dumps(after))
+                    pipe.xadd(self.key(person, "events"), {
+                        "kind": kind, "paper": paper_id, "channel": channel or "", "ts": f"{now:.3f}"},
+                        maxlen=EVENTS_MAX, approximate=True)
+                    self._mirror_to_channels(pipe, person, paper_id, before, after)
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    time.sleep(0.001)
+        raise redis.WatchError(f"{person}'s feedback kept changing; {kind} on {paper_id} not recorded")
 
-    def _mirror_to_channels(self, person: str, paper_id: str, before, after) -> None:
+    def _mirror_to_channels(self, pipe, person: str, paper_id: str, before, after) -> None:
         """Keep each channel's view of its members' feedback in step with the person's own."""
         field = f"{person} {paper_id}"
         old_channel = (before or {}).get("channel")
         new_channel = (after or {}).get("channel")
         if old_channel and old_channel != new_channel:
-            self.r.hdel(self.key(old_channel, "member_feedback"), field)
+            pipe.hdel(self.key(old_channel, "member_feedback"), field)
         if new_channel:
-            self.r.hset(self.key(new_channel, "member_feedback"), field, json.dumps(after))
+            pipe.hset(self.key(new_channel, "member_feedback"), field, json.dumps(after))
 
     def feedback(self, person: str) -> dict[str, dict[str, Any]]:
         raw = self.r.hgetall(self.key(person, "feedback"))
@@ -130,9 +166,13 @@ class PeopleStore:
 
     # -- shown ----------------------------------------------------------------------------
     def mark_shown(self, who: str, paper_ids: list[str]) -> None:
+        """Remember when each paper was first shown; what was shown SHOWN_DAYS ago goes."""
         if paper_ids:
-            now = time.time()
-            self.r.zadd(self.key(who, "shown"), {pid: now for pid in paper_ids}, nx=True)
+            now, key = self.clock(), self.key(who, "shown")
+            pipe = self.r.pipeline(transaction=False)
+            pipe.zadd(key, {pid: now for pid in paper_ids}, nx=True)
+            pipe.zremrangebyscore(key, "-inf", f"({now - SHOWN_DAYS * DAY}")
+            pipe.execute()
 
     def shown(self, who: str) -> set[str]:
         return {m.decode() for m in self.r.zrange(self.key(who, "shown"), 0, -1)}
@@ -159,19 +199,35 @@ class PeopleStore:
         """(topics, feedback as HGETALL gives it, shown) of each (person or channel, is it a
         channel), as Redis sends them, read by one script (one round trip, one reply): the
         daily fan-out's read. Only the shown papers among `candidates` come back: a person
-        shown a few papers a day for a year has thousands, and only today's candidates matter."""
+        shown a few papers a day for a year has thousands, and only today's candidates matter.
+        A script blocks every other client of Redis while it runs (one over 512 people with a
+        year of posts each ran 0.15 s), so each call reads at most READ_STATES_WORK entries
+        (~5 ms; a target counts READ_STATES_EACH more) and says how many targets it read; the
+        next call goes on from there, sent the keys of about twice as many."""
         keys = []
         for who, is_channel in targets:
             keys += [self.key(who, "topics"), self.key(who, "member_feedback" if is_channel else "feedback"),
                      self.key(who, "shown")]
-        flat = self.r.register_script(_READ_STATES)(
-            keys=keys, args=candidates if len(candidates) <= SHOWN_FILTER_UP_TO else [])
-        return [flat[i:i + 3] for i in range(0, len(flat), 3)]
+        filtered = candidates if len(candidates) <= SHOWN_FILTER_UP_TO else []
+        args = [READ_STATES_WORK, READ_STATES_EACH, *filtered]
+        out: list[list[list[bytes]]] = []
+        window = 256
+        while keys:
+            flat = self._read_states(keys=keys[:3 * window], args=args)
+            read = int(flat[0])
+            out += [flat[i:i + 3] for i in range(1, 1 + 3 * read, 3)]
+            keys = keys[3 * read:]
+            window = max(16, 2 * read)
+        return out
 
     # -- posts ----------------------------------------------------------------------------
     def record_post(self, channel: str, message_id: str, paper_id: str) -> None:
-        """Remember which paper a posted message shows, so a reaction on it becomes feedback."""
-        self.r.hset(self.key(channel, "posts"), message_id, paper_id)
+        """Remember which paper a posted message shows, so a reaction on it becomes feedback;
+        forget (up to PRUNE_AT_ONCE of) the posts recorded over POSTS_DAYS ago. One script:
+        one round trip, as the single HSET was."""
+        now = self.clock()
+        self._record_post(keys=[self.key(channel, "posts"), self.key(channel, "posts_at")],
+                          args=[message_id, paper_id, now, f"({now - POSTS_DAYS * DAY}", PRUNE_AT_ONCE])
 
     def paper_of_post(self, channel: str, message_id: str) -> str | None:
         raw = self.r.hget(self.key(channel, "posts"), message_id)
@@ -202,7 +258,9 @@ class PeopleStore:
         return int(self.r.delete(*keys)) if keys else 0
 
 
-def _apply(state: dict[str, Any] | None, kind: str, channel: str | None) -> dict[str, Any] | None:
+def _apply(state: dict[str, Any] | None, kind: str, channel: str | None,
+           now: float) -> dict[str, Any] | None:
+    """The state after one event (`now`: its time). `record` and `repair` apply only this."""
     if kind == "clear":
         return None
     new = dict(state or {"rating": None, "saved": False})
@@ -219,7 +277,7 @@ def _apply(state: dict[str, Any] | None, kind: str, channel: str | None) -> dict
         return None
     new["channel"] = channel or (state or {}).get("channel")
     kept = state is not None and (kind in RETRACTS or _same_signal(state, new))
-    new["ts"] = state["ts"] if kept else time.time()   # a retraction does not renew what stays
+    new["ts"] = state["ts"] if kept else now   # a retraction does not renew what stays
     return new
 
 
@@ -233,17 +291,37 @@ def _glob_escape(text: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
+# Records a post and forgets the oldest (recorded before ARGV[4]), at most ARGV[5] of them.
+_RECORD_POST = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
+if #old > 0 then
+  redis.call('HDEL', KEYS[1], unpack(old))
+  redis.call('ZREM', KEYS[2], unpack(old))
+end
+return #old
+"""
+
 # Reads the keys of many people and channels at once (standalone Redis or Valkey: on a Redis
-# Cluster they would span slots).
+# Cluster they would span slots), as many as fit in ARGV[1] entries (a target larger than that
+# is read alone), each target counting ARGV[2] more; ARGV[3..]: the candidates. Returns how many
+# targets it read, then their replies.
 _READ_STATES = """
-local out = {}
+local budget, EACH = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out = {0}
+local work = 0
 local wanted = {}
-for _, id in ipairs(ARGV) do wanted[id] = true end
+for i = 3, #ARGV do wanted[ARGV[i]] = true end
 for i = 1, #KEYS, 3 do
+  local shown = KEYS[i + 2]
+  local cost = EACH + redis.call('HLEN', KEYS[i]) + redis.call('HLEN', KEYS[i + 1]) + redis.call('ZCARD', shown)
+  if out[1] > 0 and work + cost > budget then break end
+  work = work + cost
+  out[1] = out[1] + 1
   out[#out + 1] = redis.call('HVALS', KEYS[i])
   out[#out + 1] = redis.call('HGETALL', KEYS[i + 1])
-  local shown = KEYS[i + 2]
-  if #ARGV == 0 then
+  if #ARGV == 2 then
     out[#out + 1] = redis.call('ZRANGE', shown, 0, -1)
   else   -- (ZMSCORE of every candidate measured slower, even with 4x more shown than them)
     local kept = {}

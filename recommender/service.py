@@ -12,24 +12,23 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from . import corpus
 from .config import Settings
 from .embedder import Embedder
 from .index import VectorIndex
-from .lexical import VERSION as TERMS_VERSION
-from .lexical import LexicalIndex, terms_of
+from .lexical import LexicalIndex
 from .fanout import Fanout
-from .paper import Paper, Result, content_hash, parse_arxiv_id, parse_date, shorten
+from .paper import Paper, Result, parse_arxiv_id, shorten
 from .people import PeopleStore, check_who
 from .picking import POOL_PER_PICK, Picker, signal_groups
 from .ranking import Background, Signal, expand_topic, score_candidates, topic_match
 from .signals import feedback_kinds, feedback_reason, topic_reason
 from .vector_cache import VectorCache
-from .store import CHUNK, PaperStore, connect, loads
+from .store import PaperStore, connect
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,9 @@ class Recommender:
         self.lexical = LexicalIndex()   # row for row with `index`
         self._expansions: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()
         self._expansions_lock = threading.Lock()
-        self._seen_seq = 0.0
+        self._mark = corpus.Mark()              # how far refresh has read Redis's papers
+        self._refresh_lock = threading.Lock()   # refresh runs from the ingest loop and the scheduler
+        self._reloading: str | None = None      # why the index is being rebuilt, while it is
         self._background: tuple[int, Background] | None = None
         self.refresh()
 
@@ -95,7 +96,7 @@ class Recommender:
         return cls(PaperStore(client, settings.prefix), embedder, embedded, settings)
 
     def close(self) -> None:
-        self.store.r.close()
+        self.store.close()
         if self._embedded_server is not None:
             self._embedded_server.stop()
 
@@ -151,61 +152,50 @@ class Recommender:
         self._index_words([p.id for p in papers], [p.text for p in papers])
 
     def _index_words(self, ids: list[str], texts: list[str]) -> None:
-        """The papers' words into the lexical index, row for row with the vector index: read
-        from Redis, or computed and stored once for a text never seen (as vectors are)."""
-        hashes = [content_hash(t) for t in texts]
-        terms = self.store.get_terms(TERMS_VERSION, hashes)
-        missing = [n for n, found in enumerate(terms) if found is None]
-        if missing:
-            fresh = [terms_of(texts[n]) for n in missing]
-            self.store.put_terms(TERMS_VERSION, [hashes[n] for n in missing], fresh)
-            for n, found in zip(missing, fresh):
-                terms[n] = found
-        for pid, found in zip(ids, terms):
-            self.lexical.put(self.index.row_of(pid), found)
+        corpus.index_words(self.store, self.index, self.lexical, ids, texts)
 
     def refresh(self) -> int:
-        """Load papers stored since the last refresh (by any process) into the index.
+        """Load papers stored since the last refresh (by any process) into the index; returns
+        how many were loaded. At start this loads everything. Vectors come from Redis; only
+        papers that have none under the current model (after a model switch) are embedded, once.
 
-        At start this loads everything. Vectors come from Redis; only papers that have none
-        under the current model (after a model switch) are embedded, once.
-
-        This is the cold-start path (75k papers: every paper's JSON and vector), so it reads
-        only what the index needs (text for the content hash, date, categories) without
-        building Paper objects, parses with orjson when installed, turns each chunk of vectors
-        into one array, and fetches the next chunk from Redis while this one is parsed.
+        When Redis went backwards under the index (a FLUSHDB, an older backup restored, a
+        lagging replica promoted: `corpus.check`), the index is rebuilt from what Redis has
+        instead, into a fresh index that replaces the old one when it is complete.
         """
-        rows = self.store.paper_ids(self._seen_seq)
-        if not rows:
-            return 0
-        self.index.reserve(len(self.index) + len(rows))
-        chunks = [rows[i:i + CHUNK] for i in range(0, len(rows), CHUNK)]
-        loaded = 0
-        with ThreadPoolExecutor(1, thread_name_prefix="refresh") as pool:
-            fetch = lambda chunk: self.store.raw_papers([pid for pid, _ in chunk])  # noqa: E731
-            pending = pool.submit(fetch, chunks[0])
-            for n, chunk in enumerate(chunks):
-                raws = pending.result()
-                if n + 1 < len(chunks):
-                    pending = pool.submit(fetch, chunks[n + 1])
-                ids, texts, dates, categories = [], [], [], []
-                for (pid, _), raw in zip(chunk, raws):
-                    if raw is None:
-                        continue
-                    data = loads(raw)
-                    ids.append(pid)
-                    texts.append(f"{data.get('title') or ''}\n{data.get('abstract') or ''}".strip())
-                    dates.append(parse_date(data.get("published")))
-                    categories.append(data.get("categories") or ())
-                if ids:
-                    vectors, embedded = self.vector_cache.stored(texts)
-                    if embedded:
-                        log.info("embedded %d stored papers for model %s", embedded, self.embedder.tag)
-                    self.index.upsert(ids, vectors, dates, categories)
-                    self._index_words(ids, texts)
-                self._seen_seq = chunk[-1][1]
-                loaded += len(ids)
+        with self._refresh_lock:
+            problem = corpus.check(self.store, self._mark, self.index.ids)
+            if problem is None:
+                return corpus.load(self.store, self.vector_cache, self.index, self.lexical,
+                                   self.store.paper_ids(self._mark.seq), self._reached)
+            log.warning("corpus: %s", problem)
+            self._reloading = problem
+            try:
+                return self._reload()
+            finally:
+                self._reloading = None
+
+    def _reached(self, mark: corpus.Mark) -> None:
+        self._mark = mark
+
+    def _reload(self) -> int:
+        index = VectorIndex(self.embedder.dim, self.settings.index_dtype, self.settings.ann,
+                            self.settings.ann_min_rows)
+        lexical = LexicalIndex()
+        marks = [corpus.Mark()]
+        loaded = corpus.load(self.store, self.vector_cache, index, lexical,
+                             self.store.paper_ids(0), marks.append)
+        # lexical first: a search in between sees fewer word rows, which count as no words
+        self.lexical, self.index, self._mark = lexical, index, marks[-1]
+        with self._expansions_lock:
+            self._expansions.clear()
+        self._background = None
+        log.warning("corpus: index reloaded from Redis: %d papers", loaded)
         return loaded
+
+    def corpus_problem(self) -> str | None:
+        """Why the index disagrees with Redis now, None when it agrees (/health's "index")."""
+        return self._reloading or corpus.check(self.store, self._mark, self.index.ids)
 
     # -- reading --------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -28,6 +28,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from . import redis_errors
 from .config import Settings, redacted_url
 from .embedded_redis import EmbeddedRedis
 from .paper import Paper, parse_date
@@ -40,6 +41,21 @@ except ImportError:  # pragma: no cover - orjson is a dependency; json gives the
 log = logging.getLogger(__name__)
 
 CHUNK = 2000
+
+# Number the ids (ARGV) not yet in the papers zset (KEYS[1]) from the counter (KEYS[2]) on.
+_NUMBER_NEW = """
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local added = 0
+for _, id in ipairs(ARGV) do
+  if not redis.call('ZSCORE', KEYS[1], id) then
+    seq = seq + 1
+    added = added + 1
+    redis.call('ZADD', KEYS[1], seq, id)
+  end
+end
+if added > 0 then redis.call('SET', KEYS[2], seq) end
+return added
+"""
 
 # How paperbot talks to Redis. An outage (server stopped, restarting, unreachable) must reach the
 # person as "temporarily unavailable" within a second or so, not hang a command or a reaction.
@@ -64,10 +80,12 @@ def retry_policy() -> Retry:
 
 
 def redis_client(url: str) -> redis.Redis:
-    """A client for `url` with paperbot's timeouts and retry policy (see above); not yet checked."""
+    """A client for `url` with paperbot's timeouts and retry policy (see above); not yet checked.
+    Its parser raises MISCONF and NOREPLICAS as `redis_errors.WritesRefused`."""
     return redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT,
                                 socket_timeout=READ_TIMEOUT, retry=retry_policy(),
-                                health_check_interval=HEALTH_CHECK_INTERVAL)
+                                health_check_interval=HEALTH_CHECK_INTERVAL,
+                                parser_class=redis_errors.Parser)
 
 
 class StoreUnavailable(RuntimeError):
@@ -112,6 +130,9 @@ class PaperStore:
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
+    def close(self) -> None:
+        self.r.close()
+
     # -- papers ---------------------------------------------------------------------------
     def existing_hashes(self, ids: list[str]) -> dict[str, str | None]:
         """For each id, the content hash of the stored paper (None when not stored yet)."""
@@ -122,22 +143,19 @@ class PaperStore:
         return found
 
     def save_papers(self, papers: list[Paper]) -> None:
-        """Write papers; ids new to the store get the next ingest sequence numbers."""
+        """Write papers; ids new to the store get the next ingest sequence numbers.
+
+        The papers are written first, then numbered by one Lua script per chunk (check, count,
+        add in one step): two processes storing the same new papers at once give each paper
+        one number, with no gaps, and a reader that sees a number finds its paper."""
         if not papers:
             return
-        ids = [p.id for p in papers]
-        present = self.r.pipeline(transaction=False)
-        for paper_id in ids:
-            present.zscore(self.key("papers"), paper_id)
-        fresh = [i for i, score in zip(ids, present.execute()) if score is None]
-        last = self.r.incrby(self.key("papers", "seq"), len(fresh)) if fresh else 0
         pipe = self.r.pipeline(transaction=False)
         for paper in papers:
             pipe.set(self.key("paper", paper.id), json.dumps(paper.to_dict(), ensure_ascii=False))
-        if fresh:
-            first = last - len(fresh) + 1
-            pipe.zadd(self.key("papers"), {pid: first + n for n, pid in enumerate(fresh)})
         pipe.execute()
+        for chunk in _chunks([p.id for p in papers]):
+            self.r.eval(_NUMBER_NEW, 2, self.key("papers"), self.key("papers", "seq"), *chunk)
 
     def get_papers(self, ids: list[str]) -> list[Paper | None]:
         out: list[Paper | None] = []

@@ -126,12 +126,16 @@ class FakeDiscord:
         app.router.add_post(api + "/channels/{channel}/messages", self._channel_message)
         app.router.add_get(api + "/channels/{channel}/messages/{mid}", self._get_message)
         app.router.add_post(api + "/users/@me/channels", self._open_dm)
+        self._more_routes(app.router, api)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
         return self
+
+    def _more_routes(self, router: web.UrlDispatcher, api: str) -> None:
+        """A subclass's own routes (testkit.fake_discord_posts)."""
 
     async def close(self) -> None:
         if self._socket is not None and not self._socket.closed:

@@ -4,6 +4,9 @@ It runs an aiohttp server on its own event loop in a thread, so that the code un
 slack_bolt and slack_sdk, in this process or in a `paperbot serve` subprocess) talks to it over
 real HTTP and a real websocket. Every request is recorded; tests wait for the ones they expect.
 
+A test can hold chosen calls on their way in (`hold`): Slack sees them only when released, or
+after a delay, as a request from a frozen process, or a slow one, reaches it late.
+
 Also here: builders for Slack's payloads (slash command, block_actions, reaction events) and
 request signing exactly as Slack does it.
 """
@@ -33,6 +36,21 @@ SIGNING_SECRET = "fake-signing-secret-789"
 
 
 @dataclasses.dataclass
+class Held:
+    """Calls held on their way in (`FakeSlack.hold`); threading events, any thread may wait."""
+
+    method: str
+    times: int
+    seconds: float | None
+    arrived: threading.Event = dataclasses.field(default_factory=threading.Event)
+    released: threading.Event = dataclasses.field(default_factory=threading.Event)
+    answered: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclasses.dataclass
 class Call:
     method: str            # Web API method ("chat.postMessage"), or "response_url"
     body: dict[str, Any]
@@ -51,7 +69,14 @@ class FakeSlack:
         self.reactions: dict[tuple[str, str], dict[str, list[str]]] = {}
         self.not_joined: set[str] = set()        # public channels paperbot is not in (yet)
         self.private: set[str] = set()           # private channels paperbot was not invited to
+        # users.info: workspace admins, owners (also admins, as on Slack), guests; methods
+        # answered `missing_scope` (an app installed without the scope they need)
+        self.admins: set[str] = set()
+        self.owners: set[str] = set()
+        self.guests: set[str] = set()
+        self.missing_scope: set[str] = set()
         self._rate_limits: dict[str, list[int]] = {}
+        self._holds: list[Held] = []
         self._ts = itertools.count(1)
         self._cond = threading.Condition()
         self._sockets: list[web.WebSocketResponse] = []
@@ -114,6 +139,14 @@ class FakeSlack:
     def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
         """Answer the next `times` calls of `method` with 429 and Retry-After."""
         self._rate_limits[method] = [times, retry_after]
+
+    def hold(self, method: str, times: int = 1, seconds: float | None = None) -> Held:
+        """Hold the next `times` calls of `method` until released (or for `seconds`); only
+        then are they recorded and answered."""
+        held = Held(method, times, seconds)
+        with self._cond:
+            self._holds.append(held)
+        return held
 
     def set_reactions(self, channel: str, ts: str, reactions: dict[str, list[str]]) -> None:
         """What reactions.get reports for a message: emoji name -> users."""
@@ -186,6 +219,20 @@ class FakeSlack:
                 if isinstance(body.get(key), str):
                     body[key] = json.loads(body[key])
         body = {**request.query, **body}   # slack_sdk sends some methods' arguments as a query
+        with self._cond:
+            held = next((h for h in self._holds if h.method == method and h.times > 0), None)
+            if held is not None:
+                held.times -= 1
+        if held is None:
+            return self._handle(method, body, request)
+        held.arrived.set()
+        await asyncio.to_thread(held.released.wait, held.seconds)
+        try:
+            return self._handle(method, body, request)
+        finally:
+            held.answered.set()
+
+    def _handle(self, method: str, body: dict[str, Any], request: web.Request) -> web.Response:
         headers = dict(request.headers)
         limited = self._rate_limits.get(method)
         if limited and limited[0] > 0:
@@ -223,6 +270,15 @@ class FakeSlack:
             return {"ok": True, "channel": {"id": channel, "is_member": True}}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"{int(time.time())}.{next(self._ts):06d}"}
+        if method in self.missing_scope:
+            return {"ok": False, "error": "missing_scope", "needed": "users:read"}
+        if method == "users.info":
+            user = body.get("user", "")
+            return {"ok": True, "user": {
+                "id": user, "team_id": self.team, "name": user.lower(), "deleted": False,
+                "is_admin": user in self.admins or user in self.owners,
+                "is_owner": user in self.owners, "is_primary_owner": False,
+                "is_restricted": user in self.guests, "is_ultra_restricted": False, "is_bot": False}}
         if method == "reactions.get":
             channel, ts = body.get("channel", ""), body.get("timestamp", "")
             reactions = [{"name": name, "users": users, "count": len(users)}

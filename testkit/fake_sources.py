@@ -19,13 +19,21 @@ FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "sour
 
 @dataclasses.dataclass
 class Reply:
-    """One canned response; `delay` seconds pass before it is sent (to provoke client timeouts)."""
+    """One canned response; `delay` seconds pass before it is sent (to provoke client timeouts).
+
+    `drip` > 0 sends the body `piece` bytes at a time, `drip` seconds apart: a feed that never
+    goes silent long enough for a read timeout, yet takes for ever. `length=False` sends no
+    Content-Length (the body ends when the connection closes), as a streaming server would.
+    """
 
     status: int = 200
     body: bytes | str = b""
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     delay: float = 0.0
     content_type: str = "application/xml; charset=utf-8"
+    drip: float = 0.0
+    piece: int = 1
+    length: bool = True
 
 
 def fixture_reply(name: str, **kwargs) -> Reply:
@@ -94,13 +102,20 @@ class FakeSourceServer:
                 try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", reply.content_type)
-                    self.send_header("Content-Length", str(len(body)))
+                    if reply.length:
+                        self.send_header("Content-Length", str(len(body)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
                     self.end_headers()
-                    self.wfile.write(body)
+                    if not reply.drip:
+                        self.wfile.write(body)
+                        return
+                    for start in range(0, len(body), reply.piece):
+                        self.wfile.write(body[start:start + reply.piece])
+                        self.wfile.flush()
+                        time.sleep(reply.drip)
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up waiting (timeout tests)
+                    pass  # the client gave up waiting (timeout, deadline and size-cap tests)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

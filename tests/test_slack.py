@@ -209,6 +209,7 @@ def test_manifest_matches_what_the_app_does():
         "chat:write",       # chat.postMessage, chat.postEphemeral
         "channels:join",    # conversations.join
         "reactions:read",   # reaction_added/removed events, reactions.get
+        "users:read",       # users.info: is a workspace admin (bot/slack/channel_rights.py)
     }
     assert len(manifest["display_information"]["description"]) <= 140
     assert 174 <= len(manifest["display_information"]["long_description"]) <= 4000

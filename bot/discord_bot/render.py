@@ -30,30 +30,83 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def escape(text: str) -> str:
-    """Text from people or paper sources, shown literally: no markdown, no mentions."""
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+# Discord markdown, made literal: a backslash before any of these shows the character itself
+# (a `>` only quotes at the start of a line; a mention is broken by escape_mentions instead)
+_MARKUP = re.compile(r"[\\*_~|`\[\]#]|^[ \t]*>", re.MULTILINE)
+# a bare link stays clickable (Discord links it whole, so nothing inside renders as markup);
+# none of `*`, `[`, `]`, `|`, `` ` ``, `<`, `>`, `~` can be part of it (Discord's own link
+# goes on at least as far, so what follows is escaped or inside the link)
+_BARE_URL = re.compile(r"https?://[A-Za-z0-9\-._:/?#@!$&'+,;=%]+")
+# a code span as Discord reads one: its inside is shown literally, so it is left as it is
+_CODE = re.compile(r"`[^`\n]+`")
+
+
+def escape(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Text from people or paper sources as Discord shows it literally: every markdown
+    character escaped (masked links, bold, italics, strikethrough, headings, spoilers and
+    quotes never render) except inside `code spans` (paperbot's own `search <query>` hints),
+    which Discord shows literally anyway, and in bare links, which stay clickable; mentions
+    never resolve. At most `limit` characters, never cut inside a code span."""
+    out, used, pos = [], 0, 0
+    for match in _CODE.finditer(text):
+        pieces = [(False, text[pos:match.start()]), (True, match[0])]
+        pos = match.end()
+        for code, piece in pieces:
+            shown = piece if code else _escape_plain(piece)
+            if used + len(shown) > limit:
+                return "".join(out) + _cut(_escape_plain(piece), limit - used)
+            out.append(shown)
+            used += len(shown)
+    rest = _escape_plain(text[pos:])
+    if used + len(rest) > limit:
+        return "".join(out) + _cut(rest, limit - used)
+    return "".join(out) + rest
+
+
+def _escape_plain(text: str) -> str:
+    parts, pos = [], 0
+    for url in _BARE_URL.finditer(text):
+        parts += [_MARKUP.sub(_escaped, text[pos:url.start()]), url[0]]
+        pos = url.end()
+    parts.append(_MARKUP.sub(_escaped, text[pos:]))
+    return discord.utils.escape_mentions("".join(parts))
+
+
+def _escaped(match: re.Match[str]) -> str:
+    found = match[0]
+    return found[:-1] + "\\>" if found.endswith(">") else "\\" + found
+
+
+def _cut(escaped: str, room: int) -> str:
+    """The first `room` characters of escaped text, with "…": a lone backslash at the cut
+    would escape the "…" (harmless), so only whole escapes are kept."""
+    if room <= 0:
+        return ""
+    head = escaped[: room - 1]
+    if (len(head) - len(head.rstrip("\\"))) % 2:
+        head = head[:-1]
+    return head + "…"
 
 
 def safe_text(text: str) -> str:
-    """A reply's text for a message: what it quotes (“a topic”, “a query”, “a title”) is shown
-    literally, mentions never render, and it fits in one message."""
-    quoted = re.sub(r"“([^”]*)”", lambda m: f"“{discord.utils.escape_markdown(m[1])}”", text)
-    return clip(discord.utils.escape_mentions(quoted), MESSAGE_LIMIT)
+    """A reply's text for a message: every bit of it that quotes a person or a paper (a topic,
+    a query, a title, an error that repeats what was typed) is shown literally, mentions never
+    render, and it fits in one message."""
+    return escape(text, MESSAGE_LIMIT)
 
 
 def paper_embed(result: Result) -> discord.Embed:
     paper = result.paper
     url = paper.url if paper.url.startswith(("https://", "http://")) else None
-    embed = discord.Embed(title=clip(escape(paper.title), 256), url=url, colour=COLOUR,
-                          description=clip(escape(snippet(paper.abstract)), 4096) or None)
+    embed = discord.Embed(title=escape(paper.title, 256), url=url, colour=COLOUR,
+                          description=escape(snippet(paper.abstract), 4096) or None)
     if paper.authors:
-        embed.add_field(name="Authors", value=clip(escape(authors_line(paper.authors)), 1024),
+        embed.add_field(name="Authors", value=escape(authors_line(paper.authors), 1024),
                         inline=False)
     if paper.published:
         embed.add_field(name="Published", value=paper.published.isoformat())
     if paper.categories:
-        embed.add_field(name="Categories", value=clip(escape(", ".join(paper.categories[:5])), 1024))
+        embed.add_field(name="Categories", value=escape(", ".join(paper.categories[:5]), 1024))
     embed.set_footer(text=clip(f"Why: {result.why}", 2048))
     return embed
 

@@ -10,18 +10,29 @@ Both carry the target as a hash tag, so the Lua scripts below touch one Redis Cl
 | items            | JSON list of what is posted, in order: {id, score, why} per paper, or {id: "note", text} |
 | header, due, upto_seq | the first message's header; the due instant; the ingest sequence the picks were taken up to |
 | frozen_at, frozen_by | wall-clock time the picks were frozen (platform look-ups start there); the replica |
-| sending:<item>   | wall-clock time a send of that item began (written before the send)   |
+| sending:<item>   | wall-clock time a send of that item began (the last lease check, right before the send) |
 | sent:<item>      | JSON {id, where}: the platform's message id and the key its reactions belong to |
 | retry_at, error  | after a failed send: not before this (scheduler clock, unix), and why |
 | finished_at      | when it reached a final state                                         |
 
 The protocol (see `Scheduler._post`): claim the lease (SET NX PX) · freeze the picks once (a
-retry or a takeover posts the same papers) · per item: renew the lease, write `sending`, send,
-write `sent` · mark done. Every write that decides something is fenced: it happens only while
-the writer still holds the lease (compare the token and write, in one script). A `sent` record
-is a fact and is written unfenced. An item with `sending` and no `sent` is *in doubt* (the
-sender died or timed out mid-send): before anything else the platform is asked whether the
-message exists (Slack: message metadata; Discord: nonce and the channel's history).
+retry or a takeover posts the same papers) · per item: renew the lease, pace, renew it and
+write `sending` in one step (`begin_send`), send, write `sent` · mark done. Every write that
+decides something is fenced: it happens only while the writer still holds the lease (compare
+the token and write, in one script). A `sent` record is a fact and is written unfenced. An item
+with `sending` and no `sent` is *in doubt* (the sender died, froze or timed out mid-send):
+before anything else the platform is asked whether the message exists (Slack: message
+metadata; Discord: nonce and the channel's history).
+
+Failover (`replicas`, from PAPERBOT_REDIS_REPLICAS): the writes a promotion must not lose, the
+picks (`freeze`), the in-doubt mark (`begin_send`), `sent` and the final state (`close`), are
+followed by `WAIT replicas wait_ms` on the same connection, so that when the call returns the
+write is on that many replicas (and, the replication stream being in order, every write made
+before it). A WAIT that times out costs one log line (at most one a minute) and the post goes
+on: the write stands on the primary and, until a replica has it, a promotion can lose it.
+The lease is waited for only where `begin_send` renews it: a promotion may lose the claim or
+another renewal and a takeover then comes early, which is why a takeover waits out the old
+holder's send deadline before it looks an item up (scheduler).
 """
 
 from __future__ import annotations
@@ -29,11 +40,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
 from recommender.people import check_who
+
+log = logging.getLogger(__name__)
 
 FINAL_STATES = ("done", "skipped", "missed", "failed")
 KEEP_DAYS = 40      # ledger entries outlive any catch-up window by far; then Redis drops them
@@ -53,6 +69,12 @@ return 1
 _FENCED_HDEL = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('HDEL', KEYS[2], unpack(ARGV, 2))
+return 1
+"""
+_BEGIN_SEND = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 return 1
 """
 _RENEW = """
@@ -115,11 +137,16 @@ def _flat(fields: dict[str, Any]) -> list[str]:
 
 
 class PostLedger:
-    def __init__(self, client: redis.Redis, prefix: str = "paperbot:", lease_seconds: float = 120):
+    def __init__(self, client: redis.Redis, prefix: str = "paperbot:", lease_seconds: float = 120,
+                 replicas: int = 0, wait_ms: int = 1000):
         self.r = client
         self.prefix = prefix
         self.lease_ms = int(lease_seconds * 1000)
+        self.replicas, self.wait_ms = replicas, wait_ms
+        self.wait_timeouts = 0          # WAITs that ended before enough replicas had the write
+        self._warned_at, self._unwarned = 0.0, 0
         self._freeze = client.register_script(_FENCED_FREEZE)
+        self._begin = client.register_script(_BEGIN_SEND)
         self._hset = client.register_script(_FENCED_HSET)
         self._hdel = client.register_script(_FENCED_HDEL)
         self._renew = client.register_script(_RENEW)
@@ -162,12 +189,50 @@ class PostLedger:
         self._release(keys=[self.lease_key(target, day)], args=[token])
 
     # -- writing (fenced by the lease unless said otherwise) -------------------------------
+    def _durably(self, what: str, target: str, write: Callable[[Any], Any]) -> Any:
+        """Run `write(client)`; with replicas, then WAIT on the same connection (a pipeline)."""
+        if not self.replicas:
+            return write(self.r)
+        pipe = self.r.pipeline(transaction=False)
+        write(pipe)
+        pipe.wait(self.replicas, self.wait_ms)
+        result, acked = pipe.execute()
+        if acked < self.replicas:
+            self._wait_timed_out(what, target, acked)
+        return result
+
+    def _wait_timed_out(self, what: str, target: str, acked: int) -> None:
+        self.wait_timeouts += 1
+        now = time.monotonic()
+        if self._warned_at and now - self._warned_at < 60:
+            self._unwarned += 1
+            return
+        log.warning("Redis WAIT: %d of %d replicas had the %s write of %s after %d ms; it stands "
+                    "on the primary, a failover before a replica has it can lose it (%d more "
+                    "such writes since the last line)", acked, self.replicas, what, target,
+                    self.wait_ms, self._unwarned)
+        self._warned_at, self._unwarned = now, 0
+
     def freeze(self, target: str, day: dt.date, token: str, fields: dict[str, Any]) -> bool | None:
         """Write the day's entry once. True: written; False: an entry was there already;
         None: the lease is no longer ours."""
-        result = self._freeze(keys=self._keys(target, day),
-                              args=[token, KEEP_DAYS * 86400, *_flat(fields)])
+        result = self._durably("picks", target, lambda c: self._freeze(
+            keys=self._keys(target, day), args=[token, KEEP_DAYS * 86400, *_flat(fields)],
+            client=c))
         return None if result == -1 else bool(result)
+
+    def begin_send(self, target: str, day: dt.date, token: str, item: str) -> bool:
+        """The last lease check before a send: renew the lease and mark `item` in doubt
+        (`sending:<item>`, now) in one step; False if the lease is no longer ours."""
+        return bool(self._durably("sending", target, lambda c: self._begin(
+            keys=self._keys(target, day),
+            args=[token, self.lease_ms, f"sending:{item}", repr(time.time())], client=c)))
+
+    def close(self, target: str, day: dt.date, token: str, state: str, finished_at: str) -> bool:
+        """The post's final state (done, failed), fenced and, with replicas, waited for."""
+        return bool(self._durably(state, target, lambda c: self._hset(
+            keys=self._keys(target, day), args=[token, *_flat(
+                {"state": state, "finished_at": finished_at})], client=c)))
 
     def update(self, target: str, day: dt.date, token: str, **fields: Any) -> bool:
         return bool(self._hset(keys=self._keys(target, day), args=[token, *_flat(fields)]))
@@ -177,7 +242,12 @@ class PostLedger:
 
     def record_sent(self, target: str, day: dt.date, item: str, message: dict[str, Any]) -> None:
         """A message exists on the platform: a fact, recorded whoever holds the lease."""
-        self.r.hset(self.key(target, day), f"sent:{item}", json.dumps(message))
+        self._durably("sent", target, lambda c: c.hset(
+            self.key(target, day), f"sent:{item}", json.dumps(message)))
+
+    def sent_of(self, target: str, day: dt.date, item: str) -> dict[str, Any] | None:
+        raw = self.r.hget(self.key(target, day), f"sent:{item}")
+        return json.loads(raw) if raw else None
 
     def mark_missed(self, target: str, day: dt.date, due: dt.datetime, now: dt.datetime) -> bool:
         """Record (once) that a day's post was due while no replica ran and is past the

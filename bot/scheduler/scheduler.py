@@ -10,8 +10,9 @@ A post, once due (`due.latest_due`), goes through the ledger (`ledger.py`):
 2. if the day has no entry: past the catch-up window → record it as missed (and say so in
    the log); otherwise choose the picks from the papers ingested since the target's last post
    (`candidates`, so only the day's new listing), and freeze them in the entry;
-3. send item by item: pace, renew the lease, write `sending`, send (with a timeout well inside
-   the lease), write `sent`; an item found `sending` without `sent` is looked up first;
+3. send item by item: pace, renew the lease and write `sending` (one step), send (with a
+   timeout well inside the lease), write `sent`; an item found `sending` without `sent` is
+   looked up first, once its sender's deadline has passed (`_settle_doubt`);
 4. mark the papers shown, move the target's watermark past the day's papers, mark it done.
 
 A refused send is retried with back-off, then the post is retried on a later tick; a permanent
@@ -103,7 +104,8 @@ class Scheduler:
         self.now = now
         self.replica = replica or replica_name()
         self.schedules = ScheduleStore(rec.store.r, rec.store.prefix)
-        self.ledger = PostLedger(rec.store.r, rec.store.prefix, self.settings.lease_seconds)
+        self.ledger = PostLedger(rec.store.r, rec.store.prefix, self.settings.lease_seconds,
+                                 self.settings.redis_replicas, self.settings.redis_wait_ms)
         self._pacer: Pacer | None = None
         self._active: set[tuple[str, dt.date]] = set()
         self._chosen: dict[tuple[str, dt.date], Chosen] = {}
@@ -354,7 +356,23 @@ class Scheduler:
 
     async def _settle_doubt(self, post: DuePost, entry: Entry, token: str, poster: Poster,
                             delivery: Delivery, item: Item) -> str:
-        """An earlier send of `item` may or may not have landed: ask the platform."""
+        """An earlier send of `item` may or may not have landed: ask the platform, once that
+        send's deadline is past (`doubt_settles`). A takeover through an expired lease comes
+        later anyway; one that came early (a promotion lost the lease, clocks differ) would
+        otherwise look before a send in flight lands, and post it again (Slack has no nonce)."""
+        target, day = post.schedule.target, post.day
+        wait = min(entry.sending[item.id] + self.settings.doubt_settles - time.time(),
+                   self.settings.doubt_settles)
+        if wait > 0:
+            log.info("%s of the %s post of %s may still be on its way: looking it up in %.1fs",
+                     item.id, day, target, wait)
+            await asyncio.sleep(wait)
+            if not await _io(self.ledger.renew, target, day, token):
+                return "lost"
+            known = await _io(self.ledger.sent_of, target, day, item.id)
+            if known is not None:   # its sender recorded it meanwhile
+                entry.sent[item.id] = known
+                return "found"
         try:
             found = await asyncio.wait_for(poster.find_sent(delivery, item),
                                            self.settings.send_timeout)
@@ -379,16 +397,15 @@ class Scheduler:
                          delivery: Delivery, item: Item) -> str:
         target, day = post.schedule.target, post.day
         for attempt in range(self.settings.send_attempts):
-            renewed = time.monotonic()
-            if not await _io(self.ledger.renew, target, day, token) or not await _io(
-                    self.ledger.update, target, day, token, **{f"sending:{item.id}": time.time()}):
+            if not await _io(self.ledger.renew, target, day, token):
                 log.warning("lost the lease on the %s post of %s; another replica goes on", day, target)
                 return "lost"
-            # paced right before the send, so the spacing is the send's; a long wait renews
+            # paced right before the send, so the spacing is the send's; then the last lease
+            # check, which renews the lease and marks the item in doubt in one step
             await self._pacer.wait(f"{post.schedule.platform}:{delivery.deliver_to}")
-            if time.monotonic() - renewed > self.settings.send_timeout and not await _io(
-                    self.ledger.renew, target, day, token):
-                return "lost"   # not sent; the next holder finds it `sending`, looks, sends
+            if not await _io(self.ledger.begin_send, target, day, token, item.id):
+                log.warning("lost the lease on the %s post of %s; another replica goes on", day, target)
+                return "lost"
             try:
                 sent = await asyncio.wait_for(poster.send(delivery, item), self.settings.send_timeout)
             except NotDelivered as exc:
@@ -441,8 +458,8 @@ class Scheduler:
         schedule = post.schedule
         if state == "done":
             await _io(self.schedules.advance, schedule.target, entry.upto_seq)
-        if await _io(self.ledger.update, schedule.target, post.day, token, state=state,
-                     finished_at=self.now().isoformat()):
+        if await _io(self.ledger.close, schedule.target, post.day, token, state,
+                     self.now().isoformat()):
             log.info("%s post of %s %s: %d messages", post.day, schedule.target, state,
                      len(entry.sent))
 

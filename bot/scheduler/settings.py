@@ -9,6 +9,8 @@
 | PAPERBOT_CHANNEL_INTERVAL   | 1.1s    | at least this long between two messages in one channel (Slack: ~1/s) |
 | PAPERBOT_POST_RATE          | 5       | messages per second across all channels of one replica      |
 | PAPERBOT_POST_CONCURRENCY   | 4       | channels posted to at the same time by one replica          |
+| PAPERBOT_REDIS_REPLICAS     | 0       | replicas the Redis has: the ledger writes that decide a post wait (WAIT) until this many have them |
+| PAPERBOT_REDIS_WAIT_MS      | 1000    | the longest such a wait lasts; then one log line and the post goes on |
 | PAPERBOT_FAKE_NOW           | unset   | TESTS ONLY: the clock reads this ISO instant at PAPERBOT_FAKE_NOW_AT (unix time, default: start) and runs on from there |
 """
 
@@ -61,12 +63,21 @@ class SchedulerSettings:
     retry_backoff: float = 2.0      # seconds before the 2nd try, doubling
     retry_later: float = 300.0      # after the tries ran out: the next attempt, seconds later
     drain_seconds: float = 10.0     # on stop, how long a post under way may take to finish
+    redis_replicas: int = 0         # WAIT for this many replicas after a deciding ledger write
+    redis_wait_ms: int = 1000       # ... for at most this long
 
     @property
     def send_timeout(self) -> float:
         """A send taking longer is abandoned (in doubt) well before the lease could expire, so
         no other replica can take over while it might still land."""
         return self.lease_seconds / 3
+
+    @property
+    def doubt_settles(self) -> float:
+        """An item in doubt is looked up no sooner than this long after its send began: the
+        sender's deadline (`send_timeout`), and half again for the platform to finish a request
+        that reached it at the deadline and for clocks that differ between machines."""
+        return self.send_timeout * 1.5
 
     @property
     def retry_deadline(self) -> dt.timedelta:
@@ -90,6 +101,12 @@ class SchedulerSettings:
                 raise ValueError(f"{name} must be at least {low}, not {value}")
             return parsed
 
+        def whole(name: str, default: int, low: int = 0) -> int:
+            parsed = number(name, default, low)
+            if parsed != int(parsed):
+                raise ValueError(f"{name} must be a whole number, not {get(name)}")
+            return int(parsed)
+
         empty = (get("PAPERBOT_EMPTY_DAY") or cls.empty_day).lower()
         if empty not in ("skip", "note"):
             raise ValueError(f"PAPERBOT_EMPTY_DAY must be skip or note, not {empty[:20]!r}")
@@ -104,4 +121,7 @@ class SchedulerSettings:
                               else cls.channel_interval),
             post_rate=number("PAPERBOT_POST_RATE", cls.post_rate, 0.01),
             concurrency=int(number("PAPERBOT_POST_CONCURRENCY", cls.concurrency, 1)),
+            redis_replicas=whole("PAPERBOT_REDIS_REPLICAS", cls.redis_replicas),
+            # WAIT with a timeout of 0 would block for ever: at least a millisecond
+            redis_wait_ms=whole("PAPERBOT_REDIS_WAIT_MS", cls.redis_wait_ms, 1),
         )

@@ -70,7 +70,7 @@ def build_app(actions: Actions, client: AsyncWebClient, config: SlackConfig,
                    # Socket Mode requests come over the app's own authenticated websocket
                    request_verification_enabled=config.http)
     feedback = FeedbackPath(actions)
-    commands.register(app, actions, inflight)
+    commands.register(app, actions, inflight, config.channels)
     buttons.register(app, actions, feedback, inflight)
     reactions.register(app, feedback, inflight)
 

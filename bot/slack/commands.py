@@ -3,7 +3,9 @@
 Personal answers (help, topics, profile, saved, digest, errors) are ephemeral, through the
 command's response_url. `search` and `similar` results are posted in the channel, one message
 per paper, so that everyone can react to them; where paperbot may not post (a private channel it
-was not invited to, a DM between two people) they come back ephemeral, with a hint.
+was not invited to, a DM between two people) they come back ephemeral, with a hint. A change
+to a channel (`channel time/off/subscribe/unsubscribe`) goes through `channel_rights`: only
+those allowed to make it get it made.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from ..actions import Actions, Reply, Who
+from ..channel_roles import ChannelPolicy
 from ..commands import parse
+from .channel_rights import ChannelRights
 from .render import forget_me_prompt, reply_message, saved_message
 from .replies import answered_errors, api_error
 from .identity import channel_key, is_direct_message, person_key, workspace_id
@@ -31,16 +35,20 @@ CANNOT_POST_HINT = ("(Only you can see these: paperbot can't post in this conver
                     "results here, invite it with /invite @paperbot.)")
 
 
-def register(app: AsyncApp, actions: Actions, inflight: InFlight) -> None:
+def register(app: AsyncApp, actions: Actions, inflight: InFlight,
+             policy: ChannelPolicy = ChannelPolicy()) -> None:
+    rights = ChannelRights(actions, policy)   # who may change a channel (and its roles cache)
+
     @app.command(COMMAND)
     async def on_papers_command(ack, body, context, client, respond):
         await ack()   # within Slack's 3 s, before any work; the answer follows via response_url
         with inflight.track():
             async with answered_errors(respond, "command"):
-                await answer_command(actions, client, body, context, respond)
+                await answer_command(actions, client, body, context, respond, rights)
 
 
-async def answer_command(actions: Actions, client, body: dict[str, Any], context, respond) -> None:
+async def answer_command(actions: Actions, client, body: dict[str, Any], context, respond,
+                         rights: ChannelRights | None = None) -> None:
     team = workspace_id(context)
     slack_channel = body.get("channel_id") or ""
     channel = channel_key(team, slack_channel) if slack_channel else None
@@ -54,7 +62,8 @@ async def answer_command(actions: Actions, client, body: dict[str, Any], context
         if saved:
             await _respond(respond, saved_message(saved))
             return
-    reply = await asyncio.to_thread(actions.run, command, who)
+    rights = rights or ChannelRights(actions)
+    reply = await rights.run(client, command, who, team, body["user_id"])
     if command.name == "forget-me" and command.text != "confirm":
         await _respond(respond, forget_me_prompt(reply.text))
     elif command.name in POSTED_IN_CHANNEL and reply.results and channel:

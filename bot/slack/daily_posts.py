@@ -4,7 +4,9 @@ Every message carries Slack message metadata, `{event_type: "paperbot_post", eve
 {post_id, item}}`, so that a replica taking over a post whose sender died mid-send can find out
 with `conversations.history` whether that message exists before sending it (and so never posts
 it twice). Reading history needs the `channels:history` / `groups:history` / `im:history`
-scopes; without them a message in doubt is not sent again (see the scheduler).
+scopes; without them a message in doubt is not sent again (see the scheduler). Slack has no
+idempotency key for `chat.postMessage`, so the look-up waits until the earlier send's deadline
+has passed (`Scheduler._settle_doubt`): a message still on its way is found, not posted again.
 
 A DM goes to the person's user id, which Slack delivers in the app's DM with them (the
 Messages tab, `chat:write` only); the DM's conversation id in the answer is where reactions on

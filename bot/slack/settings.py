@@ -8,6 +8,9 @@
 | SLACK_API_URL        | optional              | Web API base URL (GovSlack, a proxy, tests); default Slack |
 
 The values are secrets: they are never logged and never part of an error message.
+
+PAPERBOT_SLACK_CHANNEL_ADMINS (optional) says who may change a channel's daily post:
+owner+admins (the default), owner, admins or everyone (`bot/slack/channel_rights.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from urllib.parse import urlsplit
+
+from ..channel_roles import ChannelPolicy
 
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -26,6 +31,7 @@ class SlackConfig:
     app_token: str = dataclasses.field(default="", repr=False)
     api_url: str = DEFAULT_API_URL
     http: bool = False   # HTTP mode (Events API requests at /slack/events) instead of Socket Mode
+    channels: ChannelPolicy = ChannelPolicy()   # who may change a channel's daily post
 
     def __repr__(self) -> str:  # never show a token, even in a debugger or a log line
         return f"SlackConfig(api_url={self.api_url!r}, http={self.http})"
@@ -55,7 +61,8 @@ class SlackConfig:
                 raise ValueError("SLACK_APP_TOKEN must be an App-Level Token, which starts with xapp- "
                                  "(Basic Information → App-Level Tokens).")
         return cls(bot_token=bot_token, signing_secret=secret, app_token=app_token,
-                   api_url=api_base_url(get("SLACK_API_URL")), http=http)
+                   api_url=api_base_url(get("SLACK_API_URL")), http=http,
+                   channels=ChannelPolicy.from_env(env))
 
 
 def api_base_url(url: str) -> str:

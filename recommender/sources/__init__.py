@@ -14,12 +14,12 @@ from pathlib import Path
 from recommender.config import SourceEndpoints
 from recommender.paper import Paper
 from recommender.sources.arxiv import check_category, fetch_listing, search_api
-from recommender.sources.errors import SourceError
+from recommender.sources.errors import SourceError, Stopped
 from recommender.sources.files import FORMATS, read_file
 from recommender.sources.hf_daily import fetch_daily
-from recommender.sources.http import HttpClient
+from recommender.sources.http import HttpClient, StopFlag
 
-__all__ = ["HttpClient", "SourceError", "read_file", "read_source"]
+__all__ = ["HttpClient", "SourceError", "Stopped", "read_file", "read_source"]
 
 SPEC_FORMS = (
     "a source is a file (.jsonl, .json, .csv, each optionally .gz), "
@@ -31,13 +31,14 @@ SPEC_FORMS = (
 
 def read_source(
     spec: str, client: HttpClient | None = None, limit: int | None = None,
-    endpoints: SourceEndpoints = SourceEndpoints(),
+    endpoints: SourceEndpoints = SourceEndpoints(), stop: StopFlag | None = None,
 ) -> Iterator[Paper]:
     """The papers of `spec` (see `SPEC_FORMS`), at most `limit`, from `endpoints` (the core
     settings' `sources`: a mirror, a proxy, a test server).
 
     The spec is checked now, before any request or file read; the fetch itself happens on the
-    first `next()`. Without a `client`, a default one is made for this fetch and closed after it.
+    first `next()`. Without a `client`, a default one is made for this fetch and closed after
+    it; setting `stop` ends its download at once with `Stopped`.
     """
     spec = spec.strip()
     if Path(spec).is_file():
@@ -55,13 +56,13 @@ def read_source(
         raise SourceError(f"no such file: {spec} ({SPEC_FORMS})")
     else:
         raise SourceError(f"unknown source {spec!r} ({SPEC_FORMS})")
-    return _fetch(fetch, client, limit)
+    return _fetch(fetch, client, limit, stop)
 
 
 def _fetch(fetch: Callable[[HttpClient], list[Paper]], client: HttpClient | None,
-           limit: int | None) -> Iterator[Paper]:
+           limit: int | None, stop: StopFlag | None) -> Iterator[Paper]:
     if client is None:
-        with HttpClient() as own_client:
+        with HttpClient(stop=stop) as own_client:
             papers = fetch(own_client)
     else:
         papers = fetch(client)
