@@ -6,6 +6,8 @@ scheduler's platforms, each a real server on 127.0.0.1 (or a plain double), neve
 - `fake_discord`: REST API and gateway for the unmodified discord.py client (`FakeDiscord`)
 - `fake_sources`: recorded-shape arXiv and Hugging Face responses (`FakeSourceServer`)
 - `scheduler_fakes`: a simulated clock, a fake platform and its posters
+- `fake_discord_posts`: `PostsFakeDiscord`, with Discord's nonce deduplication and channel history
+- `ports`: `free_port()` for a server of a test's own
 
 An importable package, installed with paperbot (editable in a checkout): tests and benchmarks
 import it by name, wherever they run from.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 import uuid
 
@@ -26,16 +25,11 @@ from recommender.service import Recommender
 from recommender.store import READ_TIMEOUT, PaperStore, redis_client
 from testkit.fake_discord import FakeDiscord
 from testkit.fake_slack import TEAM, FakeSlack
+from testkit.ports import free_port
 
 UNAVAILABLE = "temporarily unavailable"
 LAB = f"slack:{TEAM}:CLAB"
 ALICE = f"slack:{TEAM}:UALICE"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class OwnValkey:

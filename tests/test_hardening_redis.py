@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 import uuid
 
@@ -33,17 +32,12 @@ from bot.slack import SlackBot, SlackConfig
 from recommender.service import Recommender
 from recommender.store import PaperStore, redis_client
 from testkit.fake_slack import TEAM, FakeSlack
+from testkit.ports import free_port
 
 UNAVAILABLE = "temporarily unavailable"
 LAB = f"slack:{TEAM}:CLAB"
 ALICE = f"slack:{TEAM}:UALICE"
 DISCORD_USER = 1001
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class OwnServer:

@@ -21,7 +21,6 @@ import datetime as dt
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 import uuid
@@ -41,6 +40,7 @@ from recommender.store import PaperStore
 from testkit.fake_discord_posts import PostsFakeDiscord
 from testkit.fake_slack import TEAM
 from testkit.fake_slack_history import HistoryFakeSlack
+from testkit.ports import free_port
 from testkit.scheduler_fakes import FakePlatform, FakePoster, SimClock, at, fast_settings
 
 with warnings.catch_warnings():   # discord.py's voice module imports the deprecated audioop
@@ -189,12 +189,6 @@ async def test_a_slack_takeover_waits_out_a_send_in_flight(make_recommender, dem
 
 
 # -- item 4: failover -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Replicated:
