@@ -63,7 +63,9 @@ def _results_json(results: list[Result]) -> str:
     return json.dumps([
         {"id": r.paper.id, "title": r.paper.title, "url": r.paper.url, "score": round(r.score, 4),
          "why": r.why, "authors": r.paper.authors, "categories": r.paper.categories,
-         "published": r.paper.published.isoformat() if r.paper.published else None}
+         "published": r.paper.published.isoformat() if r.paper.published else None,
+         "abstract": r.paper.abstract, "pdf_url": r.paper.pdf_url, "code_url": r.paper.code_url,
+         "upvotes": r.paper.upvotes}
         for r in results
     ], ensure_ascii=False, indent=2)
 

@@ -40,6 +40,14 @@ def snippet(text: str, limit: int = SNIPPET) -> str:
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
 
 
+def card_extras(paper) -> str:
+    """The card's line of links and popularity: `PDF … · code … · ▲ 12 upvotes` ('' if none)."""
+    parts = [f"{label} {url}" for label, url in paper.links()]
+    if paper.upvotes is not None:
+        parts.append(f"▲ {paper.upvotes} upvotes")
+    return " · ".join(parts)
+
+
 def render_result(n: int, result: Result) -> str:
     paper = result.paper
     meta = " · ".join(x for x in (
@@ -50,6 +58,9 @@ def render_result(n: int, result: Result) -> str:
     # the id, so that `similar <id>` can be typed (the link, too, is accepted there)
     where = f"id {paper.id}" + (f" · {paper.url}" if paper.url else "")
     lines = [f"[{n}] {paper.title}  ({result.score:.2f})", f"    {where}"]
+    extra = card_extras(paper)
+    if extra:
+        lines.append(f"    {extra}")
     if meta:
         lines.append(f"    {meta}")
     if paper.abstract:

@@ -71,6 +71,9 @@ def clean_text(text: Any) -> str:
     return " ".join(str(text or "").split())
 
 
+_GITHUB_REPO = re.compile(r"https?://(?:www\.)?github\.com/[\w.-]+/[\w.-]+", re.IGNORECASE)
+
+
 @dataclasses.dataclass
 class Paper:
     """One paper, whatever source it came from. Plain data: safe to pass between layers."""
@@ -98,6 +101,31 @@ class Paper:
     @property
     def arxiv_id(self) -> str | None:
         return None if self.id.startswith("t:") else parse_arxiv_id(self.id)
+
+    @property
+    def pdf_url(self) -> str | None:
+        """arXiv's PDF, for an arXiv paper."""
+        return f"https://arxiv.org/pdf/{self.arxiv_id}" if self.arxiv_id else None
+
+    @property
+    def code_url(self) -> str | None:
+        """The code repository: the one the source names (Hugging Face's `github_repo`), else
+        the first GitHub repository link in the abstract, as many arXiv abstracts give it."""
+        given = self.extras.get("github_repo")
+        if isinstance(given, str) and given.startswith(("https://", "http://")):
+            return given
+        match = _GITHUB_REPO.search(self.abstract)
+        return match[0].rstrip(".") if match else None
+
+    @property
+    def upvotes(self) -> int | None:
+        """Hugging Face Daily Papers upvotes, when the source gave them."""
+        value = self.extras.get("upvotes")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def links(self) -> list[tuple[str, str]]:
+        """(label, address) of the card's links beyond the paper's own page: PDF, code."""
+        return [(label, url) for label, url in (("PDF", self.pdf_url), ("code", self.code_url)) if url]
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

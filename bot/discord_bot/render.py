@@ -95,6 +95,11 @@ def safe_text(text: str) -> str:
     return escape(text, MESSAGE_LIMIT)
 
 
+def _linkable(url: str) -> bool:
+    """A web address that a markdown link can carry as it is (no spaces, brackets, parentheses)."""
+    return url.startswith(("https://", "http://")) and not any(c in url for c in " <>()[]")
+
+
 def paper_embed(result: Result) -> discord.Embed:
     paper = result.paper
     url = paper.url if paper.url.startswith(("https://", "http://")) else None
@@ -107,6 +112,11 @@ def paper_embed(result: Result) -> discord.Embed:
         embed.add_field(name="Published", value=paper.published.isoformat())
     if paper.categories:
         embed.add_field(name="Categories", value=escape(", ".join(paper.categories[:5]), 1024))
+    links = [f"[{label}]({url})" for label, url in paper.links() if _linkable(url)]
+    if links:
+        embed.add_field(name="Links", value=" · ".join(links))
+    if paper.upvotes is not None:
+        embed.add_field(name="Upvotes", value=f"▲ {paper.upvotes}")
     embed.set_footer(text=clip(f"Why: {result.why}", 2048))
     return embed
 

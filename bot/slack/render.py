@@ -92,6 +92,15 @@ def paper_meta(result: Result) -> str:
     ) if part)
 
 
+def paper_extras(result: Result) -> str:
+    """PDF and code links and the Hugging Face upvotes, as mrkdwn ('' when there are none)."""
+    parts = [f"<{url}|{label}>" for label, url in
+             ((label, _safe_url(url)) for label, url in result.paper.links()) if url]
+    if result.paper.upvotes is not None:
+        parts.append(f"▲ {result.paper.upvotes} upvotes")
+    return " · ".join(parts)
+
+
 def feedback_buttons(paper_id: str) -> dict[str, Any]:
     return {"type": "actions", "elements": [
         {"type": "button", "action_id": FEEDBACK_ACTION.format(kind=kind), "text": plain(label, 75),
@@ -107,6 +116,9 @@ def paper_blocks(result: Result) -> list[dict[str, Any]]:
     meta = paper_meta(result)
     if meta:
         blocks.append({"type": "context", "elements": [plain(meta, CONTEXT_LIMIT)]})
+    extras = paper_extras(result)
+    if extras:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": extras}]})
     if paper.abstract:
         blocks.append(plain_section(snippet(paper.abstract, ABSTRACT_SNIPPET)))
     if result.why:
