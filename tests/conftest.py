@@ -100,18 +100,9 @@ def demo(rec, demo_corpus):
 
 
 @pytest.fixture
-async def discord_fake(monkeypatch):
+async def discord_fake(discord_servers):
     """A fake Discord (REST + gateway) on 127.0.0.1; discord.py's endpoints are restored after."""
-    import discord
-
-    from testkit.fake_discord import FakeDiscord
-
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
-                        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-    server = await FakeDiscord().start()
-    yield server
-    await server.close()
+    return await discord_servers()
 
 
 # The hardening tests' (tests/test_hardening_*.py) fixtures, here so that they need no import.
@@ -135,7 +126,8 @@ async def slack_h(rec, demo):
 
 @pytest.fixture
 async def discord_servers(monkeypatch):
-    """Start fake Discords (`await discord_servers(guild_id=…)`); discord.py is put back after."""
+    """Start fake Discords (`await discord_servers(guild_id=…)`, `kind=` a FakeDiscord
+    subclass); discord.py's endpoints are put back after."""
     import discord
 
     from testkit.fake_discord import FakeDiscord
@@ -145,8 +137,8 @@ async def discord_servers(monkeypatch):
                         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
     servers: list = []
 
-    async def start(**kw):
-        servers.append(await FakeDiscord(**kw).start())
+    async def start(kind=FakeDiscord, **kw):
+        servers.append(await kind(**kw).start())
         return servers[-1]
     yield start
     for server in servers:

@@ -24,7 +24,6 @@ import signal
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Coroutine
 from typing import Any
 
@@ -42,10 +41,6 @@ from testkit.fake_slack import TEAM
 from testkit.fake_slack_history import HistoryFakeSlack
 from testkit.ports import free_port
 from testkit.scheduler_fakes import FakePlatform, FakePoster, SimClock, at, fast_settings
-
-with warnings.catch_warnings():   # discord.py's voice module imports the deprecated audioop
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import discord
 
 LAB = f"slack:{TEAM}:CLAB"
 DAY = dt.date(2026, 6, 9)
@@ -81,14 +76,9 @@ class LoopThread:
 
 
 @pytest.fixture
-async def posts_discord(monkeypatch):
+async def posts_discord(discord_servers):
     """The fake Discord with nonces, history and held requests; discord.py restored after."""
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
-                        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-    server = await PostsFakeDiscord().start()
-    yield server
-    await server.close()
+    return await discord_servers(PostsFakeDiscord)
 
 
 def paper_of(message: dict[str, Any]) -> str:
