@@ -6,22 +6,23 @@ own idiom (Block Kit, embeds, terminal text). Nothing here knows which platform 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import time
 
 import redis
 
-from recommender import PaperNotFound, Recommender, Result, StoreUnavailable
+from recommender import PaperNotFound, Recommender, StoreUnavailable
 from recommender.redis_errors import REFUSED
 
 from .channel_roles import ChannelRoles
 from .commands import HELP, Command
-from .ingest_loop import seq_reached_by
+from .library_actions import LibraryActions
+from .preference_actions import PreferenceActions
+from .reply import Reply, Who
 from .limits import EXPENSIVE, RateLimiter
 from .scheduler.due import next_due, zone
 from .scheduler.schedules import ScheduleStore
 from .scheduler.settings import Clock, system_clock
+from .scheduler.weekly import first_post_seq
 
 log = logging.getLogger(__name__)
 
@@ -33,25 +34,7 @@ STORE_DOWN = (StoreUnavailable, redis.exceptions.ConnectionError, redis.exceptio
               *REFUSED)
 
 
-@dataclasses.dataclass(frozen=True)
-class Who:
-    """A person (and the channel they spoke in), as scoped keys like `slack:T1:U2`."""
-
-    person: str
-    channel: str | None = None
-    # other ids of this same person, deleted with it by forget-me: on Discord, one account is
-    # `discord:<guild>:<user>` in each server and `discord:dm:<user>` in DMs with paperbot
-    aliases: tuple[str, ...] = ()
-
-
-@dataclasses.dataclass
-class Reply:
-    text: str
-    results: list[Result] = dataclasses.field(default_factory=list)
-    ephemeral: bool = True   # personal answers are only shown to the person who asked
-
-
-class Actions:
+class Actions(PreferenceActions, LibraryActions):
     def __init__(self, recommender: Recommender, now: Clock = system_clock,
                  limiter: RateLimiter | None = None):
         self.rec = recommender
@@ -121,10 +104,12 @@ class Actions:
         return ", ".join(f"“{t}”" for t in topics) if topics else "none"
 
     def do_topics(self, command: Command, who: Who) -> Reply:
-        text = f"You follow: {self._topic_list(who.person)}"
+        lines = [f"You follow: {self._topic_list(who.person)}",
+                 *self.preference_lines(who.person, "Your")]
         if who.channel:
-            text += f"\nThis channel follows: {self._topic_list(who.channel)}"
-        return Reply(text)
+            lines += [f"This channel follows: {self._topic_list(who.channel)}",
+                      *self.preference_lines(who.channel, "This channel's")]
+        return Reply("\n".join(lines))
 
     def do_digest(self, command: Command, who: Who) -> Reply:
         if not self._has_interests(who.person):
@@ -138,7 +123,7 @@ class Actions:
     def _has_interests(self, person: str) -> bool:
         """Whether picks have anything to go on: a topic, or a paper liked or saved (a
         dislike alone only says what to avoid)."""
-        if self.rec.topics(person):
+        if self.rec.topics(person) or self.rec.preferences.get(person).follows:
             return True
         return any(s.get("rating") == "like" or s.get("saved")
                    for s in self.rec.people.feedback(person).values())
@@ -149,7 +134,7 @@ class Actions:
         counts = profile["counts"]
         lines = [f"Topics: {self._topic_list(who.person)}",
                  f"Feedback: {counts['like']} 👍 · {counts['dislike']} 👎 · {counts['save']} 🔖"
-                 f" · {profile['shown']} papers shown"]
+                 f" · {profile['shown']} papers shown", *self.preference_lines(who.person, "Your")]
         state = sorted(self.rec.people.feedback(who.person).items(), key=lambda kv: -kv[1]["ts"])
         groups = [(label, [pid for pid, st in state if wanted(st)])
                   for label, wanted in PROFILE_GROUPS]
@@ -172,19 +157,25 @@ class Actions:
             return Reply("You haven't saved any papers yet (react 🔖 to one).")
         return Reply("Your saved papers:\n" + "\n".join(f"• {s['title']} {s['url']}" for s in saved))
 
-    # -- daily posts ----------------------------------------------------------------------
+    # -- daily and weekly posts -----------------------------------------------------------
     def do_channel_time(self, command: Command, who: Who) -> Reply:
         schedule = self._schedule(self._channel(who), "channel", command)
-        text = f"This channel's daily picks: {schedule.describe()}{self._next_post(schedule)}."
+        daily = "" if schedule.cadence == "weekly" else "daily "   # describe() says "weekly"
+        text = f"This channel's {daily}picks: {schedule.describe()}{self._next_post(schedule)}."
         if not self.rec.topics(schedule.target):
             text += (" It follows no topics yet, so there is nothing to pick: add one with "
                      "`channel subscribe <topic>`.")
         return Reply(text, ephemeral=False)
 
+    def do_channel_weekly(self, command: Command, who: Who) -> Reply:
+        """`channel weekly <day> HH:MM zone` (the day in `text`): `channel time`, weekly."""
+        return self.do_channel_time(command, who)
+
     def do_channel_off(self, command: Command, who: Who) -> Reply:
+        again = self._turn_on_again(self._channel(who), "channel time", "channel weekly")
         if not self.schedules.disable(self._channel(who), self.now()):
             return Reply("This channel has no daily picks to turn off.")
-        return Reply("This channel's daily picks are off. `channel time HH:MM <time zone>` "
+        return Reply(f"This channel's {again[0]} picks are off. {again[1]} "
                      "turns them on again.", ephemeral=False)
 
     def do_dm(self, command: Command, who: Who) -> Reply:
@@ -195,17 +186,33 @@ class Actions:
             text += " You follow no topics yet: add one with `subscribe <topic>`."
         return Reply(text)
 
+    def do_dm_weekly(self, command: Command, who: Who) -> Reply:
+        """`dm weekly <day> HH:MM zone`: `dm`, weekly."""
+        return self.do_dm(command, who)
+
     def do_dm_off(self, command: Command, who: Who) -> Reply:
+        again = self._turn_on_again(who.person, "dm", "dm weekly")
         if not self.schedules.disable(who.person, self.now()):
             return Reply("You have no daily direct message to turn off.")
-        return Reply("Your daily direct message is off. `dm HH:MM <time zone>` turns it on again.")
+        return Reply(f"Your {again[0]} direct message is off. {again[1]} turns it on again.")
+
+    def _turn_on_again(self, target: str, daily: str, weekly: str) -> tuple[str, str]:
+        """("daily"/"weekly", the command that turns the target's posts on again)."""
+        old = self.schedules.get(target)
+        if old is not None and old.cadence == "weekly":
+            return "weekly", f"`{weekly} <day> HH:MM <time zone>`"
+        return "daily", f"`{daily} HH:MM <time zone>`"
 
     def _schedule(self, target: str, kind: str, command: Command):
+        """`channel time` / `dm` make the schedule daily, their `weekly` forms weekly; a new
+        cadence's first post takes the papers of the last day (daily) or week (weekly)."""
         now = self.now()
-        # a new schedule's first post takes the papers of the last day
-        first = seq_reached_by(self.rec.store.r, self.rec.store.prefix, time.time() - 86400)
+        weekday = command.text if command.name.endswith(" weekly") else None
+        cadence = "weekly" if weekday else "daily"
+        first = first_post_seq(self.rec.store.r, self.rec.store.prefix, now, cadence=cadence,
+                               weekday=weekday, at=command.time, tz=command.tz)
         return self.schedules.set(target, kind, now=now, time=command.time, tz=command.tz,
-                                  after_seq=first)
+                                  cadence=cadence, weekday=weekday, after_seq=first)
 
     def _next_post(self, schedule) -> str:
         when = next_due(schedule.time, schedule.tz, schedule.days, self.now())

@@ -7,56 +7,23 @@ clear line on stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from importlib import resources
-from typing import TYPE_CHECKING
 
 import click
 
-from recommender import PaperNotFound, Recommender, Result, StoreUnavailable
+from recommender import PaperNotFound, Recommender, Result
 from recommender.sources import SourceError, read_source
 
-if TYPE_CHECKING:
-    from .settings import BotSettings
+from .cli_common import WHO, open_recommender, open_redis
+from .cli_common import bot_settings as _settings
+from .cli_common import check_user as _check_who
+from .cli_common import fail as _fail
 
 log = logging.getLogger("paperbot")
-
-
-def _fail(message: str) -> None:
-    from .render_text import terminal_safe   # a message may repeat what a feed or a person wrote
-
-    click.echo(f"paperbot: {terminal_safe(message)}", err=True)
-    sys.exit(1)
-
-
-def _settings() -> BotSettings:
-    """Every setting, `.env` included, read once by the command that needs them (see
-    bot/settings.py); a bad value stops it with one line."""
-    from .settings import read_settings
-
-    try:
-        return read_settings()
-    except ValueError as exc:
-        _fail(f"bad setting: {exc}")
-
-
-@contextlib.contextmanager
-def open_recommender(settings: BotSettings | None = None) -> Iterator[Recommender]:
-    try:
-        rec = Recommender.open((settings or _settings()).core)
-    except StoreUnavailable as exc:
-        _fail(str(exc))
-    try:
-        yield rec
-    except StoreUnavailable as exc:
-        _fail(str(exc))
-    finally:
-        rec.close()
 
 
 def _results_json(results: list[Result]) -> str:
@@ -65,7 +32,7 @@ def _results_json(results: list[Result]) -> str:
          "why": r.why, "authors": r.paper.authors, "categories": r.paper.categories,
          "published": r.paper.published.isoformat() if r.paper.published else None,
          "abstract": r.paper.abstract, "pdf_url": r.paper.pdf_url, "code_url": r.paper.code_url,
-         "upvotes": r.paper.upvotes}
+         "upvotes": r.paper.upvotes, "tldr": r.paper.tldr}
         for r in results
     ], ensure_ascii=False, indent=2)
 
@@ -90,18 +57,35 @@ def main(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def _ingest_one(rec: Recommender, spec: str, limit: int | None) -> dict:
-    """One source's counts, or its failure: a source that fails never stops the others."""
+def _ingest_one(rec: Recommender, spec: str, limit: int | None, read: list[str]) -> dict:
+    """One source's counts, or its failure: a source that fails never stops the others. The
+    ids it read go to `read`."""
     from tqdm import tqdm
+
+    from recommender.tldr import noting_ids
 
     try:
         with tqdm(desc=spec, unit=" papers", total=limit, file=sys.stderr, disable=None) as bar:
             papers = read_source(spec, limit=limit, endpoints=rec.settings.sources)
-            counts = rec.add_papers(papers, progress=bar.update)
+            counts = rec.add_papers(noting_ids(papers, read), progress=bar.update)
     except SourceError as exc:
         log.info("ingest of %s failed: %s", spec, exc)
         return {"source": spec, "status": "failed", "error": " ".join(str(exc).split())}
     return {"source": spec, "status": "ok", **counts.as_dict()}
+
+
+def _write_tldrs(rec: Recommender, read: list[str]) -> dict | None:
+    """The TL;DRs of the papers this ingest read that have none yet, with progress; None with
+    no model set."""
+    from tqdm import tqdm
+
+    from recommender.tldr import write_tldrs
+
+    ids = list(dict.fromkeys(read)) if rec.settings.llm.enabled else []
+    with tqdm(desc="TL;DRs", unit=" papers", total=len(ids), file=sys.stderr,
+              disable=None if ids else True) as bar:
+        counts = write_tldrs(rec.store, rec.settings.llm, ids, progress=bar.update)
+    return counts.as_dict() if counts else None
 
 
 @main.command()
@@ -109,23 +93,31 @@ def _ingest_one(rec: Recommender, spec: str, limit: int | None) -> dict:
 @click.option("--limit", type=click.IntRange(min=1), help="Read at most N papers from each source.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: read, new, embedded, and each source's outcome.")
-def ingest(sources: tuple[str, ...], limit: int | None, as_json: bool) -> None:
-    """Add papers from files (JSONL, JSONL.gz, CSV), arxiv:CATEGORY, arxiv-api:CATEGORY or
-    hf-daily[:YYYY-MM-DD]; only text never seen before is embedded. Every source is tried;
+@click.option("--no-tldr", is_flag=True, help="Don't write TL;DRs of the new papers (with "
+              "PAPERBOT_LLM_URL set, they are written before the command ends).")
+def ingest(sources: tuple[str, ...], limit: int | None, as_json: bool, no_tldr: bool) -> None:
+    """Add papers from files (JSONL, JSONL.gz, CSV), arxiv:CATEGORY, arxiv-api:CATEGORY,
+    hf-daily[:YYYY-MM-DD], biorxiv:SUBJECT / medrxiv:SUBJECT[:FROM..TO], rss:URL, atom:URL or
+    openreview:VENUE; only text never seen before is embedded. Every source is tried;
     the exit code is 1 when any of them failed."""
     with open_recommender() as rec:
-        outcomes = [_ingest_one(rec, spec, limit) for spec in sources]
+        read: list[str] = []
+        outcomes = [_ingest_one(rec, spec, limit, read) for spec in sources]
+        tldr = None if no_tldr else _write_tldrs(rec, read)
     done = [o for o in outcomes if o["status"] == "ok"]
     totals = {key: sum(o[key] for o in done) for key in ("read", "new", "embedded")}
     failed = len(outcomes) - len(done)
     if as_json:
-        click.echo(json.dumps({**totals, "sources": outcomes}))
+        click.echo(json.dumps({**totals, "sources": outcomes, "tldr": tldr}))
     else:
         for o in outcomes:
             click.echo(f"{o['source']}: {o['read']} papers ({o['new']} new)" if o["status"] == "ok"
                        else f"{o['source']}: failed — {o['error']}")
         click.echo(f"read {totals['read']} · new {totals['new']} · embedded {totals['embedded']}"
                    + (f" · {failed} of {len(outcomes)} sources failed" if failed else ""))
+        if tldr is not None:
+            click.echo(f"TL;DRs: {tldr['written']} written · {tldr['failed']} failed"
+                       + (f" · {tldr['over_budget']} over the daily budget" if tldr["over_budget"] else ""))
     if failed:
         sys.exit(1)
 
@@ -160,19 +152,6 @@ def similar(paper_id: str, k: int, as_json: bool) -> None:
         except PaperNotFound as exc:
             _fail(str(exc))
         _print_results(results, as_json)
-
-
-WHO = click.option("--user", "who", required=True,
-                   help="A scoped person or channel key, e.g. console:local:alice or slack:T01:U02.")
-
-
-def _check_who(who: str) -> str:
-    from recommender.people import check_who
-
-    try:
-        return check_who(who)
-    except ValueError as exc:
-        _fail(f"--user: {exc}")
 
 
 @main.command()
@@ -245,6 +224,8 @@ def profile(who: str, as_json: bool) -> None:
     click.echo(terminal_safe(f"{data['who']}\ntopics: {', '.join(data['topics']) or 'none'}"))
     click.echo(f"feedback: {counts['like']} like · {counts['dislike']} dislike · "
                f"{counts['save']} saved · {data['shown']} shown")
+    click.echo(terminal_safe(f"follows: {', '.join(data['follows']) or 'none'} · filters: "
+                             f"{json.dumps(data['filters'], ensure_ascii=False)}"))
     for event in data["recent"]:
         click.echo(terminal_safe(f"  {event['kind']:8} {event['paper']}  {event['title'] or ''}"))
 
@@ -364,8 +345,9 @@ def serve(slack_http: bool, host: str, port: int, discord: bool) -> None:
               "e.g. slack:T0123:C0456.")
 @click.option("--time", "at", help="Local posting time, HH:MM.")
 @click.option("--tz", help="IANA time zone, e.g. Europe/Berlin (default UTC for a new schedule).")
-@click.option("-k", "--k", type=click.IntRange(1, 10), help="Papers per post (default 5).")
+@click.option("-k", "--k", type=click.IntRange(1, 10), help="Papers per post (default 5; weekly 10).")
 @click.option("--days", help="Days of the week: mon-fri (default), daily, mon,wed,fri …")
+@click.option("--weekly", metavar="DAY", help="Weekly instead, on DAY (mon … sun): the week's best.")
 @click.option("--empty", type=click.Choice(["skip", "note"]),
               help="A day without new papers: skip it, or post a one-line note "
                    "(default: PAPERBOT_EMPTY_DAY).")
@@ -374,11 +356,14 @@ def serve(slack_http: bool, host: str, port: int, discord: bool) -> None:
 @click.option("--list", "show", is_flag=True, help="List the enabled schedules.")
 @click.option("--json", "as_json", is_flag=True, help="With --list: a JSON array.")
 def schedule(who: str | None, at: str | None, tz: str | None, k: int | None, days: str | None,
-             empty: str | None, is_dm: bool, off: bool, show: bool, as_json: bool) -> None:
-    """Set, change, turn off or list daily posts (what `channel time` and `dm` do in chat,
-    plus the number of papers, the days and the empty-day behaviour)."""
+             weekly: str | None, empty: str | None, is_dm: bool, off: bool, show: bool,
+             as_json: bool) -> None:
+    """Set, change, turn off or list daily or weekly posts (what `channel time`, `channel
+    weekly` and `dm` do in chat, plus the number of papers, the days and the empty-day
+    behaviour)."""
     from .scheduler import ScheduleStore, system_clock
     from .scheduler.schedules import Schedule
+    from .scheduler.weekly import first_post_seq
 
     with open_redis() as (client, settings):
         store = ScheduleStore(client, settings.prefix)
@@ -407,45 +392,14 @@ def schedule(who: str | None, at: str | None, tz: str | None, k: int | None, day
         old = store.get(who)
         kind = "dm" if is_dm else (old.kind if old else "channel")
         try:
+            first = first_post_seq(client, settings.prefix, system_clock(), old, weekday=weekly,
+                                   days=days, at=when, tz=tz)
             result: Schedule = store.set(who, kind, now=system_clock(), time=when, tz=tz, k=k,
-                                         days=days, empty=empty, after_seq=_first_post_seq(client, settings))
+                                         days=days, weekday=weekly, empty=empty, after_seq=first)
         except ValueError as exc:
             _fail(str(exc))
         click.echo(f"{who}: {result.kind} post {result.describe()}"
                    + (f", empty days: {result.empty}" if result.empty else ""))
-
-
-def _first_post_seq(client, settings) -> float:
-    """Where a new schedule's first post starts: the papers of the last day."""
-    import time
-
-    from .ingest_loop import seq_reached_by
-
-    return seq_reached_by(client, settings.prefix, time.time() - 86400)
-
-
-@contextlib.contextmanager
-def open_redis():
-    """Redis alone (no model): for commands that only read or write settings."""
-    from recommender.store import connect
-
-    settings = _settings().core
-    try:
-        client, embedded = connect(settings)
-    except StoreUnavailable as exc:
-        _fail(str(exc))
-    try:
-        yield client, settings
-    except Exception as exc:  # redis errors after connecting
-        import redis
-
-        if isinstance(exc, redis.RedisError):
-            _fail(f"Redis failed: {exc}")
-        raise
-    finally:
-        client.close()
-        if embedded is not None:
-            embedded.stop()
 
 
 def _add_plugin_commands(group: click.Group) -> None:
@@ -467,6 +421,15 @@ def _add_plugin_commands(group: click.Group) -> None:
                         point.value)
 
 
+def _add_module_commands(group: click.Group) -> None:
+    """The commands kept in modules of their own (bot/cli_*.py)."""
+    from . import cli_library, cli_preferences
+
+    for command in (*cli_preferences.COMMANDS, *cli_library.COMMANDS):
+        group.add_command(command)
+
+
+_add_module_commands(main)
 _add_plugin_commands(main)
 
 if __name__ == "__main__":

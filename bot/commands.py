@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from recommender.paper import parse_arxiv_id
 
+from .scheduler.due import DAY_NAMES, parse_weekday
+
 MAX_QUERY = 300   # characters of a search query
 MAX_TOPIC = 100   # characters of a topic
 MAX_ZONE = 64     # characters of an IANA time zone name (the longest is ~32)
@@ -29,12 +31,26 @@ USAGE = {
     "digest": "digest — your picks right now",
     "profile": "profile — what paperbot knows about your interests",
     "saved": "saved — the papers you saved",
+    "saved bibtex": "saved bibtex — your saved papers as BibTeX",
+    "import": "import <arXiv ids or links, up to 50> — save them all (🔖)",
     "forget-me": "forget-me — delete everything paperbot keeps about you",
+    "follow": "follow <author> — their new papers always reach your picks",
+    "unfollow": "unfollow <author> — stop following an author",
+    "filter": "filter exclude|include|category <words or cs.LG …> · filter clear — "
+              "what never (or only) comes in your picks",
+    "channel follow": "channel follow <author> — their new papers always reach this channel",
+    "channel unfollow": "channel unfollow <author> — stop following an author here",
+    "channel filter": "channel filter exclude|include|category <…> · channel filter clear — "
+                      "this channel's filters",
     "channel subscribe": "channel subscribe <topic> — add a topic to this channel's daily picks",
     "channel unsubscribe": "channel unsubscribe <topic> — remove a topic from this channel",
     "channel time": "channel time HH:MM <IANA time zone> — when this channel's picks are posted",
+    "channel weekly": "channel weekly <day> HH:MM <IANA time zone> — instead, the best of the "
+                      "week once a week (day: mon … sun)",
     "channel off": "channel off — stop this channel's daily picks",
     "dm": "dm HH:MM <IANA time zone> — your own picks as a daily direct message",
+    "dm weekly": "dm weekly <day> HH:MM <IANA time zone> — instead, the best of your week "
+                 "as a weekly direct message",
     "dm off": "dm off — stop your daily direct message",
     "help": "help — this list",
 }
@@ -92,15 +108,21 @@ def parse(text: str) -> Command:
     if head == "channel":
         return _parse_channel(rest)
     if head == "dm":
+        if rest.lower().partition(" ")[0] == "weekly":
+            return _parse_weekly(rest.partition(" ")[2], "dm weekly")
         return Command("dm off") if rest.lower() == "off" else _parse_time(rest, "dm")
     if head == "forget-me":
         return Command("forget-me", "confirm" if rest.lower() in ("confirm", "yes") else "")
+    if head == "import" or (head == "saved" and rest):
+        return _parse_library(head, rest)
     if head in ("topics", "digest", "profile", "saved"):
         return Command(head)
     if head == "recommend":
         return Command("digest")
     if head in ("search", "similar", "subscribe", "unsubscribe"):
         return _with_text(head, rest)
+    if head in PREFERENCES:
+        return _parse_preference(head, rest)
     return _help(unknown_command(head))
 
 
@@ -157,9 +179,14 @@ def _parse_channel(rest: str) -> Command:
         return cmd if cmd.name == "help" else Command(f"channel {sub}", cmd.text)
     if sub == "off":
         return Command("channel off")
+    if sub in PREFERENCES:
+        cmd = _parse_preference(sub, arg, "channel ")
+        return cmd if cmd.name == "help" else Command(f"channel {sub}", cmd.text)
     if sub == "time":
         return _parse_time(arg, "channel time")
-    return _help("`channel` needs subscribe, unsubscribe, time or off, e.g. "
+    if sub == "weekly":
+        return _parse_weekly(arg, "channel weekly")
+    return _help("`channel` needs subscribe, unsubscribe, time, weekly or off, e.g. "
                  "`channel time 09:00 Europe/Berlin`.")
 
 
@@ -177,3 +204,66 @@ def _parse_time(arg: str, name: str) -> Command:
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return _help(f"'{zone[:60]}' is not an IANA time zone (e.g. Europe/Berlin, America/New_York).")
     return Command(name, time=dt.time(int(match[1]), int(match[2])), tz=zone)
+
+
+def _parse_weekly(arg: str, name: str) -> Command:
+    """`<day> HH:MM <zone>` for `channel weekly` and `dm weekly`: the day as its short name."""
+    day, _, when = arg.partition(" ")
+    if not day:
+        return _help(f"`{name}` needs a day and a time, e.g. `{name} mon 09:00 Europe/Berlin`.")
+    try:
+        day = DAY_NAMES[parse_weekday(day, f"{name} mon 09:00 Europe/Berlin")]
+    except ValueError as exc:
+        return _help(str(exc))
+    timed = _parse_time(when, f"{name} {day}")
+    return timed if timed.name == "help" else dataclasses.replace(timed, name=name, text=day)
+
+
+PREFERENCES = ("follow", "unfollow", "filter")
+FILTER_HOW = ("exclude <words> (never these), include <words> (only papers with one of them), "
+              "category <cs.LG …> (only these arXiv categories) or clear; separate phrases with "
+              "commas")
+
+
+def _parse_preference(name: str, rest: str, where: str = "") -> Command:
+    """`follow <author>`, `unfollow <author>`, `filter [exclude|include|category <…> | clear]`
+    (`where` is "channel " for a channel's); the text is the name, or "<kind> <terms>"."""
+    shown = f"{where}{name}"
+    if name in ("follow", "unfollow"):
+        if not rest:
+            return _help(f"`{shown}` needs an author's name, e.g. `{shown} Yann LeCun`.")
+        if len(rest) > MAX_TOPIC or mentions_in(rest):
+            return _help(f"That is not an author's name: try e.g. `{shown} Yann LeCun`.")
+        return Command(name, rest)
+    kind, _, value = rest.partition(" ")
+    kind = {"categories": "category", "only": "include"}.get(kind.lower(), kind.lower())
+    if kind in ("", "clear"):
+        return Command(name, kind)
+    if kind not in ("exclude", "include", "category"):
+        return _help(f"`{shown}` takes {FILTER_HOW}, e.g. `{shown} exclude survey`.")
+    if not value.strip():
+        return _help(f"`{shown} {kind}` needs what to filter on, e.g. "
+                     f"`{shown} {kind} {'cs.LG' if kind == 'category' else 'survey'}`.")
+    if len(value) > MAX_QUERY or mentions_in(value):
+        return _help(f"That is not a filter: try e.g. `{shown} exclude survey`.")
+    return Command(name, f"{kind} {value.strip()}")
+
+
+MAX_IMPORT = 50           # papers one chat `import` takes (a whole library: `paperbot import`)
+MAX_IMPORT_TEXT = 10_000  # characters of the ids and links pasted after `import`
+IMPORT_EXAMPLE = "e.g. `import 2401.01234 https://arxiv.org/abs/2312.00001`"
+
+
+def _parse_library(head: str, rest: str) -> Command:
+    """`import <ids or links…>` (at most MAX_IMPORT) and `saved bibtex`."""
+    if head == "saved":
+        if rest.lower() in ("bibtex", "bib"):
+            return Command("saved bibtex")
+        return _help("`saved` lists your saved papers; `saved bibtex` gives them as BibTeX.")
+    if not rest:
+        return _help(f"`import` needs arXiv ids or links, {IMPORT_EXAMPLE}.")
+    count = len(re.split(r"[\s,]+", rest.strip(" ,")))
+    if count > MAX_IMPORT or len(rest) > MAX_IMPORT_TEXT:
+        return _help(f"That is {count} papers: chat takes at most {MAX_IMPORT} at a time. For a "
+                     "whole library, `paperbot import --user <you> library.bib` takes a file.")
+    return Command("import", rest)

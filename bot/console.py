@@ -40,6 +40,8 @@ Daily picks here, on schedule: dm 09:00 Europe/Berlin (yours) · channel time 09
 _CONSOLE_USAGE = {
     "similar": "similar <paper id, link or result number> — papers like that one",
     "dm": "dm HH:MM <IANA time zone> — your own daily picks, printed here when due",
+    "dm weekly": "dm weekly <day> HH:MM <IANA time zone> — instead, the best of your week, "
+                 "printed here when due",
     "help": "help — this list · quit — leave",
 }
 EXPLAIN = {   # a reaction typed without a result number explains itself

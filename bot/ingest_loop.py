@@ -2,7 +2,7 @@
 keep every replica's index up to date with what any replica stored.
 
 - Every PAPERBOT_INGEST_EVERY (default 1h) one replica reads PAPERBOT_SOURCES
-  (`arxiv:cs.LG,arxiv:cs.CL,hf-daily`) with `read_source` and stores them with
+  (`arxiv:cs.LG,arxiv:cs.CL,hf-daily,biorxiv:neuroscience`) with `read_source` and stores them with
   `Recommender.add_papers` (in a thread: embedding is CPU work). New text is embedded once;
   the vector cache is shared through Redis. A lock in Redis, and the time of the last ingest by
   any replica, keep replicas from all fetching at once. The lock is renewed while the ingest
@@ -12,6 +12,8 @@ keep every replica's index up to date with what any replica stored.
   embedding ends after the batch under way (INGEST_BATCH papers); what was stored is kept.
 - A source that fails (`SourceError`: down, rate-limited, malformed) logs one line; the other
   sources, and whatever was stored before the failure, are kept.
+- With a model configured (PAPERBOT_LLM_URL, `recommender.tldr`), the round then writes the
+  TL;DRs of the papers it added, still holding the lock; posts and chat never wait for them.
 - Every PAPERBOT_REFRESH_EVERY (default 60s) every replica calls `Recommender.refresh()`, which
   reads only papers newer than the ones it has: new papers reach all indexes without a restart.
   When Redis went backwards (a FLUSHDB, a restore, a lagging replica promoted) it rebuilds the
@@ -45,6 +47,7 @@ from recommender import Recommender
 from recommender.config import parse_duration
 from recommender.sources import SourceError, Stopped, read_source
 from recommender.sources.http import StopFlag
+from recommender.tldr import noting_ids, write_tldrs
 
 
 log = logging.getLogger(__name__)
@@ -117,10 +120,10 @@ def unreachable_sources(client: redis.Redis, prefix: str) -> list[str]:
 
 
 def ingest_sources(rec: Recommender, sources: list[str] | tuple[str, ...], at: float | None = None,
-                   stop: StopFlag | None = None) -> dict[str, dict[str, Any]]:
+                   stop: StopFlag | None = None, read: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Read and store each source; a failing source logs one line and the rest go on. Records
-    the ingest sequence reached at `at` (default now). Runs in a thread; setting `stop` ends it
-    mid-download or after the embedding batch under way."""
+    the ingest sequence reached at `at` (default now); the ids read go to `read`. Runs in a
+    thread; setting `stop` ends it mid-download or after the embedding batch under way."""
     results: dict[str, dict[str, Any]] = {}
 
     def progress(_: int) -> None:
@@ -129,7 +132,8 @@ def ingest_sources(rec: Recommender, sources: list[str] | tuple[str, ...], at: f
 
     for spec in sources:
         try:
-            counts = rec.add_papers(read_source(spec, endpoints=rec.settings.sources, stop=stop),
+            papers = read_source(spec, endpoints=rec.settings.sources, stop=stop)
+            counts = rec.add_papers(papers if read is None else noting_ids(papers, read),
                                     progress=progress, batch=INGEST_BATCH)
         except (_Stopped, Stopped) as exc:
             where = "mid-download" if isinstance(exc, Stopped) else "between batches"
@@ -150,14 +154,9 @@ def ingest_sources(rec: Recommender, sources: list[str] | tuple[str, ...], at: f
     # NX: a mark keeps the time its sequence was first reached. A round that adds nothing (a
     # quiet day, every source down) must not move it later, or the corpus would seem smaller
     # than it was in between.
-    pipe.zadd(_key(prefix, "marks"), {repr(_max_seq(rec)): at}, nx=True)
+    pipe.zadd(_key(prefix, "marks"), {repr(rec.store.last_seq()): at}, nx=True)
     pipe.execute()
     return results
-
-
-def _max_seq(rec: Recommender) -> float:
-    rows = rec.store.r.zrevrange(rec.store.key("papers"), 0, 0, withscores=True)
-    return float(rows[0][1]) if rows else 0.0
 
 
 _RELEASE = """
@@ -271,15 +270,27 @@ class IngestLoop:
 
     async def ingest_now(self, stop: StopFlag | None = None) -> dict[str, Any]:
         started = time.time()
-        results = await asyncio.to_thread(ingest_sources, self.rec, self.settings.sources,
-                                          None, stop or self._stop_thread)
+        results, tldr = await asyncio.to_thread(self._round, stop or self._stop_thread)
         summary = {"at": time.time(), "by": self.replica, "took": round(time.time() - started, 1),
-                   "results": results}
+                   "results": results, "tldr": tldr}
         await asyncio.to_thread(self._r.hset, _key(self.rec.store.prefix, "last"), mapping={
             "at": summary["at"], "by": self.replica, "took": summary["took"],
             "results": json.dumps(results)})
         self.last_local = summary
         return summary
+
+    def _round(self, stop: StopFlag) -> tuple[dict[str, dict[str, Any]], dict[str, int] | None]:
+        """One round in a thread: the sources, then (with a model configured) the TL;DRs of
+        the papers it read that have none yet, still under the ingest lock (no two replicas
+        write the same)."""
+        read: list[str] = []
+        results = ingest_sources(self.rec, self.settings.sources, None, stop, read)
+        ids = list(dict.fromkeys(read)) if self.rec.settings.llm.enabled else []
+        tldr = write_tldrs(self.rec.store, self.rec.settings.llm, ids, stop=stop)
+        if tldr is not None:
+            log.info("tldr: %d written, %d failed, %d over the daily budget", tldr.written,
+                     tldr.failed, tldr.over_budget)
+        return results, tldr.as_dict() if tldr else None
 
     def status(self) -> dict[str, Any]:
         """The last ingest by any replica (from Redis), and this replica's last refresh."""

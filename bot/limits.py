@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 import redis
 
-EXPENSIVE = frozenset({"search", "similar", "digest"})
+EXPENSIVE = frozenset({"search", "similar", "digest", "import"})
 DEFAULT = "20/60"
 
 

@@ -57,12 +57,16 @@ def render_result(n: int, result: Result) -> str:
     ) if x)
     # the id, so that `similar <id>` can be typed (the link, too, is accepted there)
     where = f"id {paper.id}" + (f" · {paper.url}" if paper.url else "")
-    lines = [f"[{n}] {paper.title}  ({result.score:.2f})", f"    {where}"]
+    score = f"  ({result.score:.2f})" if result.score else ""   # a followed author's: unranked
+    lines = [f"[{n}] {paper.title}{score}", f"    {where}"]
     extra = card_extras(paper)
     if extra:
         lines.append(f"    {extra}")
     if meta:
         lines.append(f"    {meta}")
+    if paper.tldr:
+        lines += textwrap.wrap(f"TL;DR: {paper.tldr}", width=96, initial_indent="    ",
+                               subsequent_indent="    ")
     if paper.abstract:
         lines += textwrap.wrap(snippet(paper.abstract), width=96,
                                initial_indent="    ", subsequent_indent="    ")
@@ -73,4 +77,6 @@ def render_result(n: int, result: Result) -> str:
 def render_reply(reply: Reply) -> str:
     parts = [terminal_safe(reply.text)]
     parts += [render_result(n, r) for n, r in enumerate(reply.results, 1)]
+    if reply.file:   # in a terminal, the file's text itself (`saved bibtex`)
+        parts.append(terminal_safe(reply.file[1]).rstrip())
     return "\n\n".join(p for p in parts if p)

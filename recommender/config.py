@@ -26,6 +26,8 @@ ANN_MIN_ROWS = 300_000      # approximate search (faiss) from this many papers o
 ARXIV_RSS_URL = "https://rss.arxiv.org/rss"
 ARXIV_API_URL = "https://export.arxiv.org/api/query"
 HF_API_URL = "https://huggingface.co/api/daily_papers"
+BIORXIV_API_URL = "https://api.biorxiv.org"          # bioRxiv and medRxiv: …/details/<server>/…
+OPENREVIEW_API_URL = "https://api2.openreview.net"   # API v2: …/notes
 
 
 # -- reading one value -------------------------------------------------------------------------
@@ -87,6 +89,40 @@ class SourceEndpoints:
     arxiv_rss: str = ARXIV_RSS_URL
     arxiv_api: str = ARXIV_API_URL
     hf_api: str = HF_API_URL
+    biorxiv_api: str = BIORXIV_API_URL
+    openreview_api: str = OPENREVIEW_API_URL
+
+
+@dataclasses.dataclass(frozen=True)
+class LlmSettings:
+    """The optional TL;DR writer (`recommender.tldr`): any OpenAI-compatible chat completions
+    endpoint. Off (no TL;DR at all) unless both a URL and a model are given."""
+
+    url: str | None = None          # e.g. http://127.0.0.1:11434/v1 (Ollama), or the full …/chat/completions
+    model: str | None = None
+    key: str | None = dataclasses.field(default=None, repr=False)   # a secret: never shown
+    language: str = "English"
+    concurrency: int = 4            # requests at once
+    daily_budget: int = 2000        # TL;DRs asked for per UTC day, all replicas together
+    timeout: float = 60.0           # seconds per request
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url and self.model)
+
+    @classmethod
+    def from_env(cls, get) -> LlmSettings:
+        url = get("PAPERBOT_LLM_URL")
+        concurrency = positive_int(get("PAPERBOT_TLDR_CONCURRENCY"), "PAPERBOT_TLDR_CONCURRENCY")
+        budget = positive_int(get("PAPERBOT_TLDR_DAILY_BUDGET"), "PAPERBOT_TLDR_DAILY_BUDGET", 0)
+        timeout = get("PAPERBOT_LLM_TIMEOUT")
+        return cls(
+            url=http_url(url, "PAPERBOT_LLM_URL", "http://127.0.0.1:11434/v1") if url else None,
+            model=get("PAPERBOT_LLM_MODEL"), key=get("PAPERBOT_LLM_KEY"),
+            language=get("PAPERBOT_TLDR_LANGUAGE") or cls.language,
+            concurrency=concurrency or cls.concurrency,
+            daily_budget=cls.daily_budget if budget is None else budget,
+            timeout=parse_duration(timeout, "PAPERBOT_LLM_TIMEOUT") if timeout else cls.timeout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +139,7 @@ class Settings:
     ann: str = "auto"                # approximate search: auto (from ann_min_rows), off, on
     ann_min_rows: int = ANN_MIN_ROWS
     sources: SourceEndpoints = SourceEndpoints()
+    llm: LlmSettings = LlmSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -128,7 +165,12 @@ class Settings:
             sources=SourceEndpoints(
                 arxiv_rss=http_url(get("ARXIV_RSS_URL"), "ARXIV_RSS_URL", ARXIV_RSS_URL),
                 arxiv_api=http_url(get("ARXIV_API_URL"), "ARXIV_API_URL", ARXIV_API_URL),
-                hf_api=http_url(get("HF_API_URL"), "HF_API_URL", HF_API_URL)),
+                hf_api=http_url(get("HF_API_URL"), "HF_API_URL", HF_API_URL),
+                biorxiv_api=http_url(get("PAPERBOT_BIORXIV_URL"), "PAPERBOT_BIORXIV_URL",
+                                     BIORXIV_API_URL),
+                openreview_api=http_url(get("PAPERBOT_OPENREVIEW_URL"), "PAPERBOT_OPENREVIEW_URL",
+                                        OPENREVIEW_API_URL)),
+            llm=LlmSettings.from_env(get),
         )
 
 

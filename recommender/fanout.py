@@ -71,10 +71,14 @@ class Fanout:
     def __init__(self, rec: Corpus, rows: np.ndarray, k: int):
         self.rec = rec
         self.batch = CandidateBatch(rec, rows, k)
+        self.hidden: dict[str, np.ndarray] = {}
 
     @_gc_paused
-    def picks(self, targets: list[Target]) -> dict[str, list[Result]]:
-        """Each target's picks; nothing is marked shown (the caller does that for what it posts)."""
+    def picks(self, targets: list[Target], hidden: dict[str, np.ndarray] | None = None
+              ) -> dict[str, list[Result]]:
+        """Each target's picks, never from its `hidden` candidate positions (what its filters
+        take out); nothing is marked shown (the caller does that for what it posts)."""
+        self.hidden = hidden or {}
         out: dict[str, list[Result]] = {who: [] for who, _ in targets}
         chunks = [targets[i:i + FANOUT_BLOCK] for i in range(0, len(targets), FANOUT_BLOCK)]
         # blocks on every core, each block's products on one: the exponentials, top-k and
@@ -153,6 +157,7 @@ class Fanout:
                 ages.append(0.0)
                 labels.append(words)
             gone = {c for c in map(shown_at.get, shown) if c is not None}
+            gone.update(self.hidden.get(who, ()))
             for i in range(0, len(feedback), 2):
                 pid = feedback[i].decode()
                 if is_channel:   # member_feedback fields are "<person> <paper>"

@@ -159,6 +159,11 @@ class VectorIndex:
         keep[rows] = False
         return keep
 
+    def published_before(self, date: dt.date) -> np.ndarray:
+        """Rows with a publication date before `date` (an undated row is not)."""
+        days = self._days[: len(self.ids)]
+        return (days != _NO_DATE) & (days < date.toordinal())
+
     def scores(self, query: np.ndarray) -> np.ndarray:
         """Cosine of `query` to every row, float32 (float16 storage: to about 1e-3)."""
         query = np.asarray(query, dtype=np.float32).reshape(self.dim)

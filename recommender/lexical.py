@@ -136,6 +136,20 @@ class LexicalIndex:
         return out
 
 
+    def has_all(self, phrase: str, rows: np.ndarray) -> np.ndarray:
+        """Which of `rows` hold every word of `phrase` (stemmed, as `scores` reads it): the
+        personal filters' test. A phrase of stop words only is in no row."""
+        weights = self._weights()
+        rows = np.asarray(rows, dtype=np.int64)
+        terms = np.unique(terms_of(phrase))
+        out = np.zeros(len(rows), dtype=bool)
+        if len(terms) == 0 or weights.shape[0] == 0:
+            return out
+        present = np.asarray((weights[:, terms] > 0).sum(axis=1)).ravel() == len(terms)
+        known = rows < weights.shape[0]
+        out[known] = present[rows[known]]
+        return out
+
 def _ideal(weights: sparse.csc_matrix, terms: np.ndarray) -> float:
     """A query's BM25 in a paper of average length with each of its words once: the sum of
     their idf (> 0)."""

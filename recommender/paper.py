@@ -1,8 +1,11 @@
 """The `Paper` record and the rules that give every paper one canonical id.
 
-arXiv papers are keyed by their arXiv id without the version (v1 and v2 are one paper);
-papers from elsewhere get a stable id derived from their normalised title, so the same
-paper read twice from any file gets the same id.
+arXiv papers are keyed by their arXiv id without the version (v1 and v2 are one paper).
+Papers with a DOI (bioRxiv, medRxiv, journal feeds) are `doi:<doi in lower case>` (an arXiv
+DOI, 10.48550/arXiv.…, is the arXiv id), OpenReview papers `openreview:<note id>`, feed items
+with neither a link's short hash `u:…`; the rest get a stable id from their normalised title
+`t:…`, so the same paper read twice from any file gets the same id. `paper_key` turns what a
+person types (an id, a DOI, a bioRxiv, OpenReview or arXiv link) into such an id.
 """
 
 from __future__ import annotations
@@ -61,6 +64,57 @@ def title_id(title: str) -> str:
     return f"t:{digest}"
 
 
+# A DOI: "10." registrant "/" suffix; in links it ends at a query, fragment or space.
+_DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>?#&]+)", re.IGNORECASE)
+# bioRxiv/medRxiv links add the version and the page: …/10.1101/2024.01.02.123456v2.full.pdf
+_PREPRINT_TAIL = re.compile(r"(?:v\d+)?(?:\.(?:full|abstract|supplementary-material))?(?:\.pdf|\.txt)?/?$")
+_OPENREVIEW_URL = re.compile(r"openreview\.net/(?:forum|pdf)\?(?:.*&)?id=([\w\-]+)", re.IGNORECASE)
+
+
+def parse_doi(text: str) -> str | None:
+    """The DOI in `text` (bare, `doi:`, a doi.org or bioRxiv link) in lower case, else None.
+    A bioRxiv/medRxiv (10.1101) DOI loses a link's version and page suffix."""
+    match = _DOI_RE.search(text or "")
+    if not match:
+        return None
+    doi = match[1].rstrip(".,;:)]}'").lower()
+    if doi.startswith("10.1101/"):
+        doi = _PREPRINT_TAIL.sub("", doi)
+    return doi
+
+
+def doi_id(doi: str) -> str:
+    """The paper id of a DOI: arXiv's own DOIs are the arXiv id, others `doi:<doi>`."""
+    doi = (doi or "").strip().lower()
+    if doi.startswith("10.48550/arxiv."):
+        found = parse_arxiv_id(doi.removeprefix("10.48550/arxiv."))
+        if found:
+            return found
+    return f"doi:{doi}"
+
+
+def link_id(url: str) -> str:
+    """Stable id for a feed item with neither DOI nor arXiv link: a short hash of its link."""
+    link = (url or "").strip().split("#", 1)[0]
+    return "u:" + hashlib.sha1(link.encode()).hexdigest()[:16]
+
+
+def paper_key(text: str) -> str | None:
+    """The id a typed reference names: an arXiv id or link, a DOI or DOI link (bioRxiv too),
+    an OpenReview link, `openreview:<id>`; None when it names none of them."""
+    text = (text or "").strip()
+    found = parse_arxiv_id(text)
+    if found:
+        return found
+    match = _OPENREVIEW_URL.search(text)
+    if match:
+        return f"openreview:{match[1]}"
+    if re.fullmatch(r"openreview:[\w\-]+", text):
+        return text
+    doi = parse_doi(text)
+    return doi_id(doi) if doi else None
+
+
 def content_hash(text: str) -> str:
     """Key of a text's vector in the embedding cache (together with the model's tag)."""
     return hashlib.sha1(text.encode()).hexdigest()
@@ -71,6 +125,7 @@ def clean_text(text: Any) -> str:
     return " ".join(str(text or "").split())
 
 
+_NOT_ARXIV = ("t:", "doi:", "u:", "openreview:")
 _GITHUB_REPO = re.compile(r"https?://(?:www\.)?github\.com/[\w.-]+/[\w.-]+", re.IGNORECASE)
 
 
@@ -100,12 +155,15 @@ class Paper:
 
     @property
     def arxiv_id(self) -> str | None:
-        return None if self.id.startswith("t:") else parse_arxiv_id(self.id)
+        return None if self.id.startswith(_NOT_ARXIV) else parse_arxiv_id(self.id)
 
     @property
     def pdf_url(self) -> str | None:
-        """arXiv's PDF, for an arXiv paper."""
-        return f"https://arxiv.org/pdf/{self.arxiv_id}" if self.arxiv_id else None
+        """arXiv's PDF for an arXiv paper, else the one the source gave (bioRxiv, OpenReview)."""
+        if self.arxiv_id:
+            return f"https://arxiv.org/pdf/{self.arxiv_id}"
+        given = self.extras.get("pdf_url")
+        return given if isinstance(given, str) and given.startswith(("https://", "http://")) else None
 
     @property
     def code_url(self) -> str | None:
@@ -122,6 +180,12 @@ class Paper:
         """Hugging Face Daily Papers upvotes, when the source gave them."""
         value = self.extras.get("upvotes")
         return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def tldr(self) -> str | None:
+        """The one-sentence TL;DR a model wrote (`recommender.tldr`), when one did."""
+        value = self.extras.get("tldr")
+        return value if isinstance(value, str) and value else None
 
     def links(self) -> list[tuple[str, str]]:
         """(label, address) of the card's links beyond the paper's own page: PDF, code."""

@@ -16,14 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from . import corpus
+from . import corpus, dedupe
 from .config import Settings
 from .embedder import Embedder
 from .index import VectorIndex
 from .lexical import LexicalIndex
 from .fanout import Fanout
-from .paper import Paper, Result, parse_arxiv_id, shorten
+from .follows import followed, hidden_columns, with_follows, with_follows_all
+from .paper import Paper, Result, shorten
 from .people import PeopleStore, check_who
+from .preferences import NO_PREFERENCES, Preferences, PreferenceStore
 from .picking import POOL_PER_PICK, Picker, signal_groups
 from .ranking import Background, Signal, expand_topic, score_candidates, topic_match
 from .signals import feedback_kinds, feedback_reason, topic_reason
@@ -75,6 +77,7 @@ class Recommender:
         self.settings = settings
         self._embedded_server = embedded_server
         self.people = PeopleStore(store.r, store.prefix)
+        self.preferences = PreferenceStore(store.r, store.prefix)
         self.vector_cache = VectorCache(store, embedder)
         self.index = VectorIndex(embedder.dim, settings.index_dtype, settings.ann, settings.ann_min_rows)
         self.lexical = LexicalIndex()   # row for row with `index`
@@ -133,7 +136,7 @@ class Recommender:
 
     def _add_batch(self, papers: list[Paper], counts: IngestCounts) -> None:
         counts.read += len(papers)
-        unique = list({p.id: p for p in papers}.values())  # a listing may repeat a paper
+        unique = dedupe.unique(self.store, papers)  # a listing may repeat a paper; sources overlap
         stored = self.store.existing_hashes([p.id for p in unique])
         changed = [p for p in unique if stored[p.id] != p.content_hash]
         counts.new += sum(1 for p in changed if stored[p.id] is None)
@@ -205,11 +208,8 @@ class Recommender:
         return self.store.get_papers([self.resolve_id(paper_id)])[0]
 
     def resolve_id(self, text: str) -> str:
-        """A stored paper's id from what a person typed: an id, `arXiv:` id, or URL."""
-        text = (text or "").strip()
-        if text in self.index:
-            return text
-        return parse_arxiv_id(text) or text
+        """A stored paper's id from what a person typed: an id, `arXiv:` id, DOI or link."""
+        return dedupe.resolve(self.store, text, self.index)
 
     def _results(self, hits: list[tuple[str, float]], why: str) -> list[Result]:
         papers = self.store.get_papers([pid for pid, _ in hits])
@@ -318,6 +318,7 @@ class Recommender:
         return {
             "who": who,
             "topics": self.people.topics(who),
+            **self.preferences.get(who).as_dict(),
             "counts": counts,
             "shown": len(self.people.shown(who)),
             "recent": [{"paper": e["paper"], "kind": e["kind"], "channel": e["channel"] or None,
@@ -330,12 +331,13 @@ class Recommender:
     def recommend(self, person: str, k: int = 5, since: dt.date | None = None,
                   candidates: Iterable[str] | None = None) -> list[Result]:
         """A person's picks from their topics and feedback; never a paper they were shown or
-        already reacted to. `candidates` restricts the ranking to those paper ids."""
+        already reacted to. `candidates` restricts the ranking to those paper ids. Filters
+        and followed authors apply (`follows`)."""
         feedback = self.people.feedback(check_who(person))
         signals = self._topic_signals(person, False) + self._feedback_signals(
             [(pid, st) for pid, st in feedback.items()], False)
         exclude = self.people.shown(person) | set(feedback)
-        return self._picks(signals, k, since, candidates, exclude)
+        return self._picks(signals, k, since, candidates, exclude, self.preferences.get(person))
 
     def picks_for_channel(self, channel: str, k: int = 5, since: dt.date | None = None,
                           candidates: Iterable[str] | None = None) -> list[Result]:
@@ -344,7 +346,8 @@ class Recommender:
         signals = self._topic_signals(channel, True) + self._feedback_signals(
             [(pid, st) for _, pid, st in members], True)
         exclude = self.people.shown(channel) | {pid for _, pid, _ in members}
-        return self._picks(signals, k, since, candidates, exclude)
+        return self._picks(signals, k, since, candidates, exclude, self.preferences.get(channel),
+                           True)
 
     def seen_any(self, who: str, paper_ids: Iterable[str], channel: bool = False) -> bool:
         """Whether any of `paper_ids` was shown to `who` or reacted to (by them, or for a
@@ -386,8 +389,9 @@ class Recommender:
         return signals
 
     def _picks(self, signals: list[Signal], k: int, since: dt.date | None,
-               candidates: Iterable[str] | None, exclude: set[str]) -> list[Result]:
-        if not any(s.kind != "dislike" for s in signals) or len(self.index) == 0:
+               candidates: Iterable[str] | None, exclude: set[str],
+               prefs: Preferences = NO_PREFERENCES, is_channel: bool = False) -> list[Result]:
+        if len(self.index) == 0 or not (prefs.follows or any(s.kind != "dislike" for s in signals)):
             return []
         if candidates is None:
             rows = np.flatnonzero(self.index.mask(since=since, exclude=exclude))
@@ -396,8 +400,11 @@ class Recommender:
             rows = self.index.rows_for(wanted)
             if since is not None:
                 rows = rows[self.index.mask(since=since)[rows]]
-        if len(rows) == 0:
-            return []
+        if prefs.filters:
+            rows = rows[prefs.kept(self.index, self.lexical, rows)]
+        follows = followed(self, prefs, rows, is_channel, _clamp(k), candidates is None)
+        if len(rows) == 0 or not any(s.kind != "dislike" for s in signals):
+            return follows
         matrix = self.index.matrix[rows]
         scored = score_candidates(signals, matrix, self.corpus_background(),
                                   lexical=self._word_match(signals, rows))
@@ -410,8 +417,9 @@ class Recommender:
         chosen = pool[picks[picks >= 0]]
         hits = [(self.index.ids[rows[i]], float(scored.scores[i])) for i in chosen]
         papers = self.store.get_papers([pid for pid, _ in hits])
-        return [Result(paper, score, _why(signals, scored.reasons[i]))
-                for paper, (_, score), i in zip(papers, hits, chosen) if paper]
+        return with_follows(follows, [Result(paper, score, _why(signals, scored.reasons[i]))
+                                      for paper, (_, score), i in zip(papers, hits, chosen) if paper],
+                            _clamp(k))
 
     # -- many at once: the daily fan-out ----------------------------------------------------
     def picks_for_many(self, people: Iterable[str] = (), channels: Iterable[str] = (), k: int = 5,
@@ -431,7 +439,10 @@ class Recommender:
                 rows = rows[self.index.mask(since=since)[rows]]
         if len(rows) == 0:
             return {who: [] for who, _ in targets}
-        return Fanout(self, rows, _clamp(k)).picks(targets)
+        prefs = dict(zip(targets, self.preferences.get_many([who for who, _ in targets])))
+        hidden = {who: hidden_columns(self, p, rows) for (who, _), p in prefs.items() if p.filters}
+        out = Fanout(self, rows, _clamp(k)).picks(targets, hidden)
+        return with_follows_all(self, prefs, hidden, rows, out, _clamp(k), candidates is None)
 
     def topic_vectors(self, topics: set[str]) -> dict[str, np.ndarray]:
         """Each topic's vector, expanded toward the papers that match it best

@@ -34,3 +34,8 @@ def feedback_reason(is_channel: bool, kind: str, title: str) -> str:
     if kind not in PAST:
         return shorten(title)
     return f"close to '{shorten(title)}', which {VOICE[is_channel][1]} {PAST[kind]}"
+
+
+def follow_reason(is_channel: bool, name: str) -> str:
+    """A followed author's paper: "by Yann LeCun, whom you follow"."""
+    return f"by {shorten(name)}, whom {'this channel follows' if is_channel else 'you follow'}"

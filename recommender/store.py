@@ -5,7 +5,7 @@ Key schema (P = the prefix). Keys of one person or channel carry its key in a ha
 
 | key                              | type   | holds                                                  | written by        |
 |----------------------------------|--------|--------------------------------------------------------|-------------------|
-| P paper:<id>                     | string | the Paper as JSON                                      | add_papers        |
+| P paper:<id>                     | string | the Paper as JSON (its `extras.tldr` by `set_tldr`)     | add_papers, tldr  |
 | P papers                         | zset   | every paper id, scored by ingest sequence (new last)   | add_papers        |
 | P papers:seq                     | string | the ingest sequence counter                            | add_papers        |
 | P vec:<model tag>:<content hash> | string | float32 vector of one text under one model             | embedding cache   |
@@ -168,6 +168,32 @@ class PaperStore:
         """Ids with their ingest sequence, oldest first; `after_seq` returns only newer ones."""
         rows = self.r.zrangebyscore(self.key("papers"), f"({after_seq}", "+inf", withscores=True)
         return [(raw.decode(), score) for raw, score in rows]
+
+    def last_seq(self) -> float:
+        """The ingest sequence of the newest paper (0 with none): `paper_ids(last_seq())`
+        taken before an ingest lists what it added."""
+        rows = self.r.zrevrange(self.key("papers"), 0, 0, withscores=True)
+        return float(rows[0][1]) if rows else 0.0
+
+    def set_tldr(self, paper_id: str, content_hash: str, tldr: str) -> bool:
+        """Keep a TL;DR in the paper's JSON, only while its text is still the one summarised
+        (`content_hash`); False when the paper is gone or its text changed meanwhile."""
+        key = self.key("paper", paper_id)
+        with self.r.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None or _paper_from_json(raw).content_hash != content_hash:
+                        return False
+                    data = json.loads(raw)
+                    data["extras"] = {**(data.get("extras") or {}), "tldr": tldr}
+                    pipe.multi()
+                    pipe.set(key, json.dumps(data, ensure_ascii=False))
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue
 
     def raw_papers(self, ids: list[str]) -> list[bytes | None]:
         """The stored JSON of each paper (parse with `loads`), for readers that build no Paper."""

@@ -10,6 +10,7 @@ import dataclasses
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -56,6 +57,7 @@ class FakeSourceServer:
 
     def __init__(self) -> None:
         self.routes: dict[str, list[Reply]] = {}
+        self.answers: list[tuple[str, Callable[[Request], Reply]]] = []
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -65,6 +67,11 @@ class FakeSourceServer:
 
     def route(self, path: str, *replies: Reply) -> None:
         self.routes[path] = list(replies)
+
+    def answer(self, prefix: str, answer: Callable[[Request], Reply]) -> None:
+        """Answer every request under `prefix` with `answer(request)`, as a live API would
+        (queued `route` replies of the exact path go first)."""
+        self.answers.append((prefix, answer))
 
     def url(self, path: str = "") -> str:
         host, port = self._httpd.server_address[:2]
@@ -81,12 +88,15 @@ class FakeSourceServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def _next_reply(self, path: str) -> Reply:
+    def _next_reply(self, request: Request) -> Reply:
         with self._lock:
-            queue = self.routes.get(path)
-            if not queue:
-                return Reply(404, b"not found", content_type="text/plain")
-            return queue.pop(0) if len(queue) > 1 else queue[0]
+            queue = self.routes.get(request.path)
+            if queue:
+                return queue.pop(0) if len(queue) > 1 else queue[0]
+        for prefix, answer in self.answers:
+            if request.path.startswith(prefix):
+                return answer(request)
+        return Reply(404, b"not found", content_type="text/plain")
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -94,9 +104,10 @@ class FakeSourceServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 parts = urlsplit(self.path)
-                server.requests.append(Request(parts.path, parse_qs(parts.query),
-                                               dict(self.headers), time.monotonic()))
-                reply = server._next_reply(parts.path)
+                request = Request(parts.path, parse_qs(parts.query), dict(self.headers),
+                                  time.monotonic())
+                server.requests.append(request)
+                reply = server._next_reply(request)
                 time.sleep(reply.delay)
                 body = reply.body.encode() if isinstance(reply.body, str) else reply.body
                 try:

@@ -24,7 +24,8 @@ def paperbot(*args: str, env: dict[str, str], stdin: str | None = None, check: b
 def test_ingest_search_similar_json(cli_env):
     first = json.loads(paperbot("ingest", str(SAMPLE), "--json", env=cli_env).stdout)
     assert first == {"read": 5, "new": 5, "embedded": 5, "sources": [
-        {"source": str(SAMPLE), "status": "ok", "read": 5, "new": 5, "embedded": 5}]}
+        {"source": str(SAMPLE), "status": "ok", "read": 5, "new": 5, "embedded": 5}],
+        "tldr": None}   # no model configured: no TL;DR pass
     again = json.loads(paperbot("ingest", str(SAMPLE), "--json", env=cli_env).stdout)
     assert {k: again[k] for k in ("read", "new", "embedded")} == {"read": 5, "new": 0, "embedded": 0}
 

@@ -129,11 +129,13 @@ async def test_login_ready_and_commands_synced_to_the_test_server(fake, bot):
     [papers] = fake.commands[str(fake.guild_id)]
     subcommands = {o["name"]: o for o in papers["options"]}
     assert set(subcommands) == {"search", "similar", "subscribe", "unsubscribe", "topics",
-                                "digest", "profile", "saved", "forget-me", "channel", "dm", "help"}
-    assert {o["name"] for o in subcommands["dm"]["options"]} == {"on", "off"}
+                                "digest", "profile", "saved", "forget-me", "channel", "dm", "help",
+                                "import", "follow", "unfollow", "filter"}
+    assert {o["name"] for o in subcommands["dm"]["options"]} == {"on", "weekly", "off"}
     channel_group = {o["name"]: o for o in subcommands["channel"]["options"]}
     assert subcommands["channel"]["type"] == 2
-    assert set(channel_group) == {"subscribe", "unsubscribe", "time", "off"}
+    assert set(channel_group) == {"subscribe", "unsubscribe", "time", "weekly", "off", "follow",
+                                  "unfollow", "filter"}
     [query] = subcommands["search"]["options"]
     assert query["type"] == 3 and query["required"] and query["max_length"] == 300
     assert subcommands["unsubscribe"]["options"][0]["autocomplete"] is True

@@ -163,6 +163,24 @@ async def test_a_post_missed_while_all_replicas_were_down_is_caught_up_within_th
     assert {m.item for m in platform.of(LAB)[2:]} == {"new-0", "new-1"}
 
 
+async def test_old_papers_stored_since_the_last_post_are_no_news(rec, demo):
+    """An imported library (or an old paper re-announced) is stored after the last post, yet a
+    post takes only papers published in the last NEWS_DAYS (or undated)."""
+    clock = SimClock(at("2026-06-09T08:00Z"))
+    platform = FakePlatform(clock)
+    schedule(rec, LAB, clock, k=5)
+    scheduler, _ = make_scheduler(rec, platform, clock)
+    await run_until(scheduler, clock, at("2026-06-09T10:00Z"))
+    posted = len(platform.of(LAB))
+    rec.add_papers([{"id": f"{name}-{n}", "title": f"Graph neural networks for {what}",
+                     "abstract": f"We apply message passing networks to {what}.", "published": day}
+                    for n, what in enumerate(("traffic forecasting", "protein docking"))
+                    for name, day in (("old", "2019-03-01"), ("fresh", "2026-06-05"), ("undated", None))])
+    await run_until(scheduler, clock, at("2026-06-10T10:00Z"))
+    assert {m.item for m in platform.of(LAB)[posted:]} == {
+        "fresh-0", "fresh-1", "undated-0", "undated-1"}
+
+
 async def test_days_without_new_papers_are_skipped_or_get_a_note(rec, demo):
     clock = SimClock(at("2026-06-08T08:00Z"))
     platform = FakePlatform(clock)

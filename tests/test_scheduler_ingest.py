@@ -60,7 +60,8 @@ def test_ingest_settings_are_checked_at_start():
                                     "PAPERBOT_INGEST_EVERY": "30m"}) == IngestSettings(
         sources=("arxiv:cs.LG", "hf-daily"), every=1800.0)
     for env, message in [({"PAPERBOT_SOURCES": "arxiv:not a category"}, "PAPERBOT_SOURCES"),
-                         ({"PAPERBOT_SOURCES": "rss:whatever"}, "unknown source"),
+                         ({"PAPERBOT_SOURCES": "rss:whatever"}, "is not a feed address"),
+                         ({"PAPERBOT_SOURCES": "gopher:whatever"}, "unknown source"),
                          ({"PAPERBOT_INGEST_EVERY": "10s"}, "at least 1m"),
                          ({"PAPERBOT_INGEST_EVERY": "often"}, "duration")]:
         with pytest.raises(ValueError, match=message):

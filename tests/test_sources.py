@@ -378,7 +378,7 @@ def test_read_source_reads_files():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("rss:cs.LG", "unknown source 'rss:cs.LG'"),
+    ("rss2:cs.LG", "unknown source 'rss2:cs.LG'"),
     ("data/missing.jsonl", "no such file: data/missing.jsonl"),
     ("arxiv:cs LG", "'cs LG' is not an arXiv category"),
     ("arxiv-api:../../etc", "is not an arXiv category"),

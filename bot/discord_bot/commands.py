@@ -13,21 +13,24 @@ import functools
 import logging
 import zoneinfo
 from collections.abc import Callable, Iterable
+from typing import Literal
 
 import discord
 from discord import app_commands
 
 from ..actions import Reply
-from ..commands import MAX_QUERY, MAX_TOPIC, USAGE, parse
+from ..commands import MAX_IMPORT_TEXT, MAX_QUERY, MAX_TOPIC, USAGE, parse
+from ..scheduler.due import DAY_FULL, DAY_NAMES
 from .context import DiscordContext
 from .identity import everywhere, posts_key, who_asked
 from .replies import answer
 
 log = logging.getLogger(__name__)
 
-SLOW = ("search", "similar", "digest")   # they embed a query or rank papers: defer at once
+SLOW = ("search", "similar", "digest", "import")   # they embed or fetch papers: defer at once
 PUBLIC = ("search", "similar", "channel subscribe", "channel unsubscribe", "channel time",
-          "channel off")
+          "channel weekly",
+          "channel off", "channel follow", "channel unfollow", "channel filter")
 COMMON_ZONES = ("UTC", "Europe/London", "Europe/Berlin", "Europe/Paris", "America/New_York",
                 "America/Chicago", "America/Los_Angeles", "America/Sao_Paulo", "Asia/Kolkata",
                 "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney")
@@ -41,7 +44,12 @@ DISCORD_WORDING = {   # where the shared texts name a typed command, say it the 
     "`forget-me confirm`": "`/papers forget-me confirm: True`",
     "`dm HH:MM <time zone>`": "`/papers dm on`",
     "`channel time HH:MM <time zone>`": "`/papers channel time`",
+    "`dm weekly <day> HH:MM <time zone>`": "`/papers dm weekly`",
+    "`channel weekly <day> HH:MM <time zone>`": "`/papers channel weekly`",
 }
+# the day of a weekly post: a choice, so nothing else can be sent
+WEEKDAY_CHOICES = [app_commands.Choice(name=full, value=short)
+                   for short, full in zip(DAY_NAMES, DAY_FULL)]
 
 
 def about(name: str) -> str:
@@ -86,8 +94,10 @@ def papers_group(ctx: DiscordContext) -> app_commands.Group:
     async def your_topics(interaction: discord.Interaction, current: str):
         return await topic_choices(ctx, lambda: who_asked(interaction).person, current)
 
-    for name in ("topics", "digest", "profile", "saved"):
+    for name in ("topics", "digest", "profile"):
         papers.add_command(_without_options(ctx, name))
+    library_commands(ctx, papers)
+    preference_commands(ctx, papers, lambda interaction: who_asked(interaction).person)
 
     @papers.command(name="forget-me", description=about("forget-me"))
     @app_commands.describe(confirm="True to delete everything now; without it you are asked first")
@@ -111,6 +121,9 @@ def papers_group(ctx: DiscordContext) -> app_commands.Group:
     async def channel_topics(interaction: discord.Interaction, current: str):
         return await topic_choices(ctx, lambda: who_asked(interaction).channel, current)
 
+    preference_commands(ctx, channel, lambda interaction: who_asked(interaction).channel,
+                        "channel ")
+
     @channel.command(name="time", description=about("channel time"))
     @app_commands.describe(time="HH:MM, e.g. 09:00", timezone="An IANA time zone, e.g. Europe/Berlin")
     async def channel_time(interaction: discord.Interaction, time: app_commands.Range[str, 1, 5],
@@ -120,6 +133,8 @@ def papers_group(ctx: DiscordContext) -> app_commands.Group:
     @channel_time.autocomplete("timezone")
     async def zones(interaction: discord.Interaction, current: str):
         return [app_commands.Choice(name=z, value=z) for z in zone_matches(current)]
+
+    weekly_command(ctx, channel, "channel weekly")
 
     @channel.command(name="off", description=about("channel off"))
     async def channel_off(interaction: discord.Interaction) -> None:
@@ -138,12 +153,87 @@ def papers_group(ctx: DiscordContext) -> app_commands.Group:
     async def dm_zones(interaction: discord.Interaction, current: str):
         return [app_commands.Choice(name=z, value=z) for z in zone_matches(current)]
 
+    weekly_command(ctx, dm, "dm weekly")
+
     @dm.command(name="off", description=about("dm off"))
     async def dm_off(interaction: discord.Interaction) -> None:
         await run_command(ctx, interaction, "dm off")
 
     papers.add_command(_without_options(ctx, "help"))
     return papers
+
+
+def library_commands(ctx: DiscordContext, papers: app_commands.Group) -> None:
+    """`/papers saved [format: bibtex]` and `/papers import ids:<arXiv ids or links>`."""
+    @papers.command(name="saved", description=about("saved"))
+    @app_commands.describe(format="list (default), or bibtex: the papers as a .bib file")
+    async def saved(interaction: discord.Interaction,
+                    format: Literal["list", "bibtex"] = "list") -> None:
+        await run_command(ctx, interaction, "saved bibtex" if format == "bibtex" else "saved")
+
+    # Discord's longest string option is 6000 characters
+    @papers.command(name="import", description=about("import"))
+    @app_commands.describe(ids="Up to 50 arXiv ids or links, separated by spaces or commas")
+    async def import_(interaction: discord.Interaction,
+                      ids: app_commands.Range[str, 1, min(MAX_IMPORT_TEXT, 6000)]) -> None:
+        await run_command(ctx, interaction, f"import {ids}")
+
+
+def weekly_command(ctx: DiscordContext, group: app_commands.Group, name: str) -> None:
+    """`/papers channel weekly` (needs Manage Channels) or `/papers dm weekly`: day, time, zone."""
+    @group.command(name="weekly", description=about(name))
+    @app_commands.describe(day="The day of the week it comes", time="HH:MM, e.g. 09:00",
+                           timezone="An IANA time zone, e.g. Europe/Berlin")
+    @app_commands.choices(day=WEEKDAY_CHOICES)
+    async def weekly(interaction: discord.Interaction, day: str, time: app_commands.Range[str, 1, 5],
+                     timezone: app_commands.Range[str, 1, 64] = "UTC") -> None:
+        await run_command(ctx, interaction, f"{name} {day} {time} {timezone}",
+                          channel_setting=name.startswith("channel"))
+
+    @weekly.autocomplete("timezone")
+    async def zones(interaction: discord.Interaction, current: str):
+        return [app_commands.Choice(name=z, value=z) for z in zone_matches(current)]
+
+
+FilterKind = Literal["exclude", "include", "category", "clear", "show"]
+
+
+def preference_commands(ctx: DiscordContext, group: app_commands.Group,
+                        whose: Callable[[discord.Interaction], str | None], where: str = "") -> None:
+    """`follow`, `unfollow` and `filter` in `group`: a person's (`/papers follow`) or, with
+    `where` "channel ", a channel's (`/papers channel follow`, which needs Manage Channels)."""
+    setting = {"channel_setting": bool(where)}
+
+    @group.command(name="follow", description=about(f"{where}follow"))
+    @app_commands.describe(author="An author's name, e.g. Yann LeCun (Y. LeCun is the same)")
+    async def follow(interaction: discord.Interaction, author: Topic) -> None:
+        await run_command(ctx, interaction, f"{where}follow {author}", **setting)
+
+    @group.command(name="unfollow", description=about(f"{where}unfollow"))
+    @app_commands.describe(author="One of the authors followed")
+    async def unfollow(interaction: discord.Interaction, author: Topic) -> None:
+        await run_command(ctx, interaction, f"{where}unfollow {author}", **setting)
+
+    @unfollow.autocomplete("author")
+    async def followed(interaction: discord.Interaction, current: str):
+        def names() -> list[str]:
+            target = whose(interaction)
+            return list(ctx.rec.preferences.get(target).follows.values()) if target else []
+        try:
+            found = await asyncio.to_thread(names)
+        except Exception:  # noqa: BLE001 - a failed suggestion list must not break typing
+            log.warning("author suggestions failed", exc_info=True)
+            return []
+        return [app_commands.Choice(name=n[:100], value=n[:100]) for n in best_matches(found, current)]
+
+    @group.command(name="filter", description=about(f"{where}filter"))
+    @app_commands.describe(kind="exclude: never these words · include: only papers with them · "
+                                "category: only these arXiv categories",
+                           value="Words (comma-separated phrases) or categories, e.g. cs.LG cs.CL")
+    async def filter_(interaction: discord.Interaction, kind: FilterKind,
+                      value: Query | None = None) -> None:
+        text = "" if kind == "show" else f"{kind} {value or ''}"
+        await run_command(ctx, interaction, f"{where}filter {text}".strip(), **setting)
 
 
 def _without_options(ctx: DiscordContext, name: str) -> app_commands.Command:

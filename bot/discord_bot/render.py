@@ -103,8 +103,13 @@ def _linkable(url: str) -> bool:
 def paper_embed(result: Result) -> discord.Embed:
     paper = result.paper
     url = paper.url if paper.url.startswith(("https://", "http://")) else None
+    about = snippet(paper.abstract)
+    if paper.tldr:   # a model's one-sentence summary first, when one was written
+        about = f"**TL;DR:** {escape(paper.tldr, 400)}\n\n{escape(about, 3500)}".strip()
+    else:
+        about = escape(about, 4096)
     embed = discord.Embed(title=escape(paper.title, 256), url=url, colour=COLOUR,
-                          description=escape(snippet(paper.abstract), 4096) or None)
+                          description=about or None)
     if paper.authors:
         embed.add_field(name="Authors", value=escape(authors_line(paper.authors), 1024),
                         inline=False)

@@ -10,6 +10,7 @@ with feedback buttons), so that a reaction on a message is feedback on exactly o
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import inspect
 from collections.abc import Awaitable, Callable
@@ -85,6 +86,10 @@ async def send_reply(interaction: discord.Interaction, reply: Reply, *, public: 
             **({"view": view} if view is not None else {}))
         if public and remember is not None:
             await asyncio.to_thread(remember, str(message.id), result.paper.id)
+    if reply.file:   # `saved bibtex`: the file as an attachment of its own message
+        name, content = reply.file
+        await interaction.followup.send(file=discord.File(io.BytesIO(content.encode()), filename=name),
+                                        ephemeral=not public, allowed_mentions=NO_PINGS, wait=True)
 
 
 async def apologise(interaction: discord.Interaction) -> None:

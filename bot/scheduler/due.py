@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_FULL = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 WEEKDAYS = frozenset(range(5))
 EVERY_DAY = frozenset(range(7))
 LOOK_BACK_DAYS = 8   # how far back the latest due occurrence is looked for (a week and a day)
@@ -59,6 +60,18 @@ def parse_days(text: str) -> frozenset[int]:
     if not days:
         raise ValueError("No days given (write e.g. mon-fri, mon,wed,fri or daily).")
     return frozenset(days)
+
+
+def parse_weekday(text: str, example: str = "channel weekly mon 09:00 Europe/Berlin") -> int:
+    """One day of the week, `mon` … `sun` or its full name in any case (Monday 0), for a
+    weekly post; ValueError with a line meant for a person (and `example`) otherwise."""
+    word = (text or "").strip().lower()
+    for n, (short, full) in enumerate(zip(DAY_NAMES, DAY_FULL)):
+        if word in (short, full.lower()):
+            return n
+    shown = re.sub(r"[^\w-]", "", word)[:20]   # echoed in chat: no mention, no markup
+    raise ValueError(f"'{shown}' is not a day of the week: write mon … sun (or monday …), "
+                     f"e.g. `{example}`.")
 
 
 def format_days(days: Iterable[int]) -> str:

@@ -44,9 +44,11 @@ from .ledger import FINAL_STATES, Entry, PostLedger
 from .pacing import Pacer
 from .schedules import Schedule, ScheduleStore
 from .settings import Clock, SchedulerSettings, system_clock
+from . import weekly
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+NEWS_DAYS = 30   # a paper published longer ago is no news for a post (an imported library)
 
 NO_NEW_PAPERS = ("No new papers today (arXiv announces none on weekends and holidays). "
                  "The picks come back with the next listing.")
@@ -70,6 +72,8 @@ class Chosen:
 
 def header_for(schedule: Schedule, day: dt.date, count: int) -> str:
     whose = "this channel" if schedule.kind == "channel" else "you"
+    if schedule.cadence == "weekly":
+        return weekly.header(whose, day, count)
     papers = "paper" if count == 1 else "papers"
     return f"📰 Today's picks for {whose}, {day:%a} {day.day} {day:%b}: {count} new {papers}"
 
@@ -178,9 +182,7 @@ class Scheduler:
             groups.setdefault((post.schedule.after_seq, post.schedule.k), []).append(post)
         chosen = {}
         for (after_seq, k), posts in groups.items():
-            fresh = self.rec.store.paper_ids(after_seq)
-            ids = [pid for pid, _ in fresh]
-            upto = fresh[-1][1] if fresh else after_seq
+            ids, upto = self._new_papers(after_seq)
             picks = self.rec.picks_for_many(
                 [p.schedule.target for p in posts if p.schedule.kind != "channel"],
                 [p.schedule.target for p in posts if p.schedule.kind == "channel"],
@@ -189,6 +191,16 @@ class Scheduler:
                 chosen[post.schedule.target, post.day] = Chosen(
                     picks.get(post.schedule.target, []), upto, len(ids))
         return chosen
+
+    def _new_papers(self, after_seq: float) -> tuple[list[str], float]:
+        """A post's candidates: the papers stored since `after_seq` that are news (published
+        in the last NEWS_DAYS, or undated; not an imported library's old papers), and the
+        ingest sequence that reaches."""
+        fresh = self.rec.store.paper_ids(after_seq)
+        old = self.rec.index.published_before(self.now().date() - dt.timedelta(days=NEWS_DAYS))
+        rows = [self.rec.index.row_of(pid) for pid, _ in fresh]
+        ids = [pid for (pid, _), row in zip(fresh, rows) if row is None or not old[row]]
+        return ids, fresh[-1][1] if fresh else after_seq
 
     def _poster_for(self, schedule: Schedule) -> Poster | None:
         poster = self.posters.get(schedule.platform)
@@ -289,9 +301,7 @@ class Scheduler:
                     schedule.target, [r.paper.id for r in early.picks], schedule.kind == "channel"):
                 return early.picks, early.upto, early.new_papers, topics
             self.rec.refresh()   # papers other replicas ingested
-            fresh = self.rec.store.paper_ids(schedule.after_seq)
-            ids = [pid for pid, _ in fresh]
-            upto = fresh[-1][1] if fresh else schedule.after_seq
+            ids, upto = self._new_papers(schedule.after_seq)
             picks_of = self.rec.picks_for_channel if schedule.kind == "channel" else self.rec.recommend
             picks = picks_of(schedule.target, k=schedule.k, candidates=ids) if ids else []
             return picks, upto, len(ids), topics
@@ -307,7 +317,8 @@ class Scheduler:
             unreachable = [] if new_papers else await _io(
                 ingest_loop.unreachable_sources, self.rec.store.r, self.rec.store.prefix)
             fields.update(state="frozen", header="", items=[
-                {"id": "note", "text": note_for(schedule, new_papers, topics, unreachable)}])
+                {"id": "note", "text": weekly.in_week_words(
+                    schedule, note_for(schedule, new_papers, topics, unreachable))}])
         else:
             fields.update(state="skipped", items=[], finished_at=self.now().isoformat())
         written = await _io(self.ledger.freeze, schedule.target, post.day, token, fields)

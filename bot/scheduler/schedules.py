@@ -1,4 +1,4 @@
-"""Who gets a daily post, when, and where it is delivered: schedules in Redis.
+"""Who gets a daily (or weekly) post, when, and where it is delivered: schedules in Redis.
 
 A target is a channel (`slack:T1:C2`, `discord:<guild>:<channel>`, `console:local:terminal`)
 or a person who opted in to a DM digest (`slack:T1:U2`, `console:local:you`). The platform's
@@ -8,11 +8,15 @@ Keys (P = the prefix; `{target}` is a Redis Cluster hash tag, as in `recommender
 
 | key                          | type | holds                                                          | written by |
 |------------------------------|------|----------------------------------------------------------------|------------|
-| P {target}:schedule          | hash | kind (channel/dm), time HH:MM, tz, k, days (mon-fri), enabled 0/1, empty (skip/note, or unset: the setting), since (ISO instant the schedule was set: earlier occurrences never fire), after_seq (ingest sequence of the newest paper already considered for a post), dm_channel (Slack DM conversation id, once known), updated | `channel time`/`channel off`/`dm`, `paperbot schedule`, the scheduler (after_seq, dm_channel) |
+| P {target}:schedule          | hash | kind (channel/dm), time HH:MM, tz, k, days (mon-fri), cadence (daily, or weekly: then weekday mon…sun and weekly_k say the day and the papers; days and k are kept for a switch back), enabled 0/1, empty (skip/note, or unset: the setting), since (ISO instant the schedule was set: earlier occurrences never fire), after_seq (ingest sequence of the newest paper already considered for a post), dm_channel (Slack DM conversation id, once known), updated | `channel time`/`channel off`/`dm`, `paperbot schedule`, the scheduler (after_seq, dm_channel) |
 | P schedules                  | set  | every target with an enabled schedule                          | same       |
 | P {target}:post:<YYYY-MM-DD> | hash | the ledger entry of that local day: see `ledger.py`            | scheduler  |
 | P {target}:post:<day>:lease  | string | the token of the replica posting it now (expires)            | scheduler  |
 | P ingest:last, ingest:lock, ingest:marks | | see `bot/ingest_loop.py`                             | ingest loop |
+
+A weekly schedule is one post a week, on its weekday, of the best `weekly_k` (10 by default)
+papers ingested since its last post: the week's. It shares the ledger with the daily posts
+(one entry per target and local day), so exactly-once holds for it unchanged.
 
 `forget-me` deletes a person's `P {person}:*` keys, schedule and ledger included, and their
 registry entry (`ScheduleStore.forget`).
@@ -28,12 +32,14 @@ import redis
 
 from recommender.people import check_who
 
-from .due import WEEKDAYS, format_days, parse_days, zone
+from .due import DAY_FULL, DAY_NAMES, WEEKDAYS, format_days, parse_days, parse_weekday, zone
 
 DEFAULT_K = 5
+WEEKLY_K = 10         # a week's best: more than a day's
 MAX_K = 10            # a daily post is a short list; one message per paper
 EMPTY_DAY_MODES = ("skip", "note")
 KINDS = ("channel", "dm")
+CADENCES = ("daily", "weekly")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +55,8 @@ class Schedule:
     since: dt.datetime | None = None
     after_seq: float = 0.0
     dm_channel: str | None = None
+    cadence: str = "daily"          # weekly: `days` is the one weekday, `k` the weekly k
+    weekday: int | None = None      # the weekly day (kept after a switch back to daily)
 
     @property
     def platform(self) -> str:
@@ -64,12 +72,16 @@ class Schedule:
         return self.target.split(":", 2)[2]
 
     def describe(self) -> str:
-        """`09:00 Europe/Berlin, mon-fri, 5 papers`."""
+        """`09:00 Europe/Berlin, mon-fri, 5 papers`; `weekly on Monday 09:00 UTC, 10 papers`."""
+        if self.cadence == "weekly":
+            return f"weekly on {DAY_FULL[self.weekday]} {self.time:%H:%M} {self.tz}, {self.k} papers"
         return f"{self.time:%H:%M} {self.tz}, {format_days(self.days)}, {self.k} papers"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "kind": self.kind, "time": f"{self.time:%H:%M}",
-                "tz": self.tz, "k": self.k, "days": format_days(self.days),
+        return {"target": self.target, "kind": self.kind, "cadence": self.cadence,
+                "weekday": DAY_NAMES[self.weekday] if self.cadence == "weekly" else None,
+                "time": f"{self.time:%H:%M}", "tz": self.tz, "k": self.k,
+                "days": format_days(self.days),
                 "enabled": self.enabled, "empty": self.empty,
                 "since": self.since.isoformat() if self.since else None,
                 "after_seq": self.after_seq}
@@ -80,10 +92,14 @@ def _from_hash(target: str, raw: dict[bytes, bytes]) -> Schedule | None:
     if "time" not in data or "tz" not in data:
         return None
     hours, minutes = data["time"].split(":")
+    weekday = parse_weekday(data["weekday"]) if data.get("weekday") else None
+    weekly = data.get("cadence") == "weekly" and weekday is not None
     return Schedule(
         target=target, kind=data.get("kind", "channel"), time=dt.time(int(hours), int(minutes)),
-        tz=data["tz"], k=int(data.get("k", DEFAULT_K)),
-        days=parse_days(data.get("days", "mon-fri")), enabled=data.get("enabled", "1") == "1",
+        tz=data["tz"], k=int(data.get("weekly_k", WEEKLY_K) if weekly else data.get("k", DEFAULT_K)),
+        days=frozenset({weekday}) if weekly else parse_days(data.get("days", "mon-fri")),
+        cadence="weekly" if weekly else "daily", weekday=weekday,
+        enabled=data.get("enabled", "1") == "1",
         empty=data.get("empty") or None,
         since=dt.datetime.fromisoformat(data["since"]) if data.get("since") else None,
         after_seq=float(data.get("after_seq", 0) or 0), dm_channel=data.get("dm_channel") or None)
@@ -126,15 +142,26 @@ class ScheduleStore:
     # -- writing --------------------------------------------------------------------------
     def set(self, target: str, kind: str, *, now: dt.datetime, time: dt.time | None = None,
             tz: str | None = None, k: int | None = None, days: str | frozenset[int] | None = None,
-            empty: str | None = None, after_seq: float | None = None) -> Schedule:
+            empty: str | None = None, after_seq: float | None = None,
+            cadence: str | None = None, weekday: str | int | None = None) -> Schedule:
         """Create or update (and enable) a schedule; what is not given is kept (or defaulted).
 
         `since` becomes `now`: a time set after today's has passed starts tomorrow.
-        `after_seq` is where a new schedule's first post starts looking for papers.
+        `after_seq` is where a new schedule's first post starts looking for papers (also
+        taken when the cadence changes: see `weekly.first_post_seq`). A `weekday` makes it
+        weekly, `days` daily, `cadence` says so outright; else it stays what it was. `k`
+        is the k of the cadence it ends up with.
         """
         if kind not in KINDS:
             raise ValueError(f"a schedule is for a channel or a dm, not {kind!r}")
         old = self.get(target)
+        cadence = cadence_for(old, cadence, weekday, days)
+        if isinstance(weekday, str):
+            weekday = parse_weekday(weekday, "mon")
+        if cadence == "weekly" and days is not None:
+            raise ValueError("A weekly post comes on one day: give that day (e.g. mon), not days.")
+        if cadence == "weekly" and weekday is None and (old is None or old.weekday is None):
+            raise ValueError("A weekly post needs a day of the week, e.g. mon.")
         if time is None and old is None:
             raise ValueError("A new schedule needs a time, e.g. 09:00.")
         if tz is not None:
@@ -146,18 +173,25 @@ class ScheduleStore:
         if empty is not None and empty not in EMPTY_DAY_MODES:
             raise ValueError(f"empty must be one of {', '.join(EMPTY_DAY_MODES)}.")
         fields: dict[str, Any] = {"kind": kind, "enabled": 1, "since": now.isoformat(),
-                                  "updated": now.isoformat()}
+                                  "updated": now.isoformat(), "cadence": cadence}
         if time is not None:
             fields["time"] = f"{time:%H:%M}"
         if tz is not None or old is None:
             fields["tz"] = tz or "UTC"
-        if k is not None or old is None:
-            fields["k"] = int(k or DEFAULT_K)
+        weekly = cadence == "weekly"
+        if (k is not None and not weekly) or old is None:
+            fields["k"] = int(k if k is not None and not weekly else DEFAULT_K)
+        if k is not None and weekly:
+            fields["weekly_k"] = int(k)
         if days is not None or old is None:
             fields["days"] = format_days(days or WEEKDAYS)
+        if weekday is not None:
+            fields["weekday"] = DAY_NAMES[weekday]
         if empty is not None:
             fields["empty"] = empty
-        if old is None or not old.enabled:   # (re)started: the first post takes the last day's papers
+        if old is not None and old.enabled and old.cadence != cadence and after_seq is not None:
+            fields["after_seq"] = after_seq   # a new cadence: its first post takes its own span
+        elif old is None or not old.enabled:   # (re)started: the first post takes the last day's papers
             fields["after_seq"] = max(old.after_seq if old else 0.0, after_seq or 0.0)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(self.key(target), mapping=fields)
@@ -187,6 +221,17 @@ class ScheduleStore:
     def remember_dm_channel(self, target: str, channel_id: str) -> None:
         if self.r.exists(self.key(target)):
             self.r.hset(self.key(target), "dm_channel", channel_id)
+
+
+def cadence_for(old: Schedule | None, cadence: str | None, weekday: str | int | None,
+                days: str | frozenset[int] | None) -> str:
+    """The cadence a change leaves: as said, weekly with a weekday, daily with days, else
+    the old one (daily for a new schedule)."""
+    cadence = cadence or ("weekly" if weekday is not None else "daily" if days is not None
+                          else old.cadence if old else "daily")
+    if cadence not in CADENCES:
+        raise ValueError(f"a schedule is daily or weekly, not {cadence!r}")
+    return cadence
 
 
 # after_seq only ever grows: a replica finishing an old post late can't send the next one back

@@ -2,8 +2,9 @@
 
 Anyone in a channel, a guest too, can type a slash command there, so paperbot decides itself:
 
-- the daily post (`channel time`, `channel off`): the channel's owner (whoever set it up: the
-  first to set its daily post or a topic) and the workspace's admins and owners, as
+- the daily post (`channel time`, `channel weekly`, `channel off`, and its followed authors
+  and filters: `channel follow`, `channel unfollow`, `channel filter`): the channel's owner
+  (whoever set it up: the first to set its daily post or a topic) and the workspace's admins and owners, as
   PAPERBOT_SLACK_CHANNEL_ADMINS says (owner+admins, owner, admins or everyone). A channel
   with no owner recorded but already set up (before paperbot recorded owners, or after its
   owner's forget-me) is the admins' to change, and the first of them to change it owns it.
@@ -31,7 +32,8 @@ from .identity import WorkspaceRoles
 
 log = logging.getLogger(__name__)
 
-SCHEDULE_CHANGES = ("channel time", "channel off")
+SCHEDULE_CHANGES = ("channel time", "channel weekly", "channel off",   # and what it may hold:
+                    "channel follow", "channel unfollow", "channel filter")
 TOPIC_CHANGES = ("channel subscribe", "channel unsubscribe")
 
 
@@ -65,7 +67,7 @@ class ChannelRights:
             if not await self._may_manage(client, asker):
                 return self._refuse(asker, command, REFUSED_SCHEDULE)
             reply = await asyncio.to_thread(self.actions.run, command, who)
-            if command.name == "channel time" and asker.owner is None and (
+            if command.name in ("channel time", "channel weekly") and asker.owner is None and (
                     asker.fresh or asker.admin):
                 await asyncio.to_thread(self.roles.claim, channel, who.person)
             return reply

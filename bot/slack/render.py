@@ -12,6 +12,7 @@ Safety rules, in order of preference:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from recommender import Result
@@ -119,6 +120,8 @@ def paper_blocks(result: Result) -> list[dict[str, Any]]:
     extras = paper_extras(result)
     if extras:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": extras}]})
+    if paper.tldr:   # a model's one-sentence summary, when one was written
+        blocks.append(plain_section(f"TL;DR: {shorten(paper.tldr, SECTION_LIMIT - 8)}"))
     if paper.abstract:
         blocks.append(plain_section(snippet(paper.abstract, ABSTRACT_SNIPPET)))
     if result.why:
@@ -142,7 +145,33 @@ def reply_message(reply: Reply) -> dict[str, Any]:
         if len(blocks) + len(candidate) > MAX_BLOCKS:
             break
         blocks += candidate
+    if reply.file:
+        blocks += file_blocks(reply.file[1], MAX_BLOCKS - len(blocks))
     return {"text": escape(shorten(reply.text or "paperbot", SECTION_LIMIT)), "blocks": blocks}
+
+
+SNIPPET_LIMIT = 12_000   # characters of a file shown in one message, as code blocks
+MORE_IN_EXPORT = ("… and {n} more entries: `paperbot export --user <you> --format bibtex` "
+                  "writes them all to a file.")
+
+
+def file_blocks(text: str, room: int = MAX_BLOCKS) -> list[dict[str, Any]]:
+    """A text file (`saved bibtex`) as code blocks, whole entries (split at blank lines) up to
+    SNIPPET_LIMIT characters, then a line that says how many are left out and where to get
+    them. Slack's escaping applies inside code blocks too; a ``` cannot close one early."""
+    entries = [e.strip("\n") for e in re.split(r"\n\s*\n", text) if e.strip()]
+    blocks: list[dict[str, Any]] = []
+    used = 0
+    for n, entry in enumerate(entries):
+        pieces = [entry[i:i + SECTION_LIMIT - 8] for i in range(0, len(entry), SECTION_LIMIT - 8)]
+        if used + len(entry) > SNIPPET_LIMIT or len(blocks) + len(pieces) + 1 > room:
+            blocks.append(plain_section(MORE_IN_EXPORT.format(n=len(entries) - n)))
+            break
+        used += len(entry)
+        for piece in pieces:
+            code = escape(piece).replace("```", "ˋˋˋ")
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{code}```"}})
+    return blocks
 
 
 def saved_message(saved: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Where papers come from: local files, arXiv (daily RSS listing, API), Hugging Face Daily Papers.
+"""Where papers come from: local files, arXiv (daily RSS listing, API), Hugging Face Daily Papers,
+bioRxiv and medRxiv (their details API), any journal's or PubMed's RSS/Atom feed, OpenReview.
 
 `read_source(spec)` turns the one-line spec that a CLI flag or a config holds into papers, so
 callers need not know which module serves which source. Every failure is a `SourceError`.
@@ -13,11 +14,14 @@ from pathlib import Path
 
 from recommender.config import SourceEndpoints
 from recommender.paper import Paper
+from recommender.sources import biorxiv
 from recommender.sources.arxiv import check_category, fetch_listing, search_api
 from recommender.sources.errors import SourceError, Stopped
+from recommender.sources.feeds import check_url, fetch_feed
 from recommender.sources.files import FORMATS, read_file
 from recommender.sources.hf_daily import fetch_daily
 from recommender.sources.http import HttpClient, StopFlag
+from recommender.sources.openreview import check_venue, fetch_venue
 
 __all__ = ["HttpClient", "SourceError", "Stopped", "read_file", "read_source"]
 
@@ -25,7 +29,11 @@ SPEC_FORMS = (
     "a source is a file (.jsonl, .json, .csv, each optionally .gz), "
     "arxiv:CATEGORY (today's listing, e.g. arxiv:cs.LG), "
     "arxiv-api:CATEGORY (newest papers from the arXiv API), "
-    "hf-daily (the latest Hugging Face Daily Papers) or hf-daily:YYYY-MM-DD"
+    "hf-daily (the latest Hugging Face Daily Papers) or hf-daily:YYYY-MM-DD, "
+    "biorxiv:SUBJECT or medrxiv:SUBJECT (the newest posting day, e.g. biorxiv:cell_biology; "
+    "a span: biorxiv:cell_biology:2026-11-01..2026-11-07), "
+    "rss:URL or atom:URL (a journal's or PubMed's feed), "
+    "openreview:VENUE (accepted papers, e.g. openreview:ICLR.cc/2025/Conference)"
 )
 
 
@@ -52,6 +60,15 @@ def read_source(
                                   base_url=endpoints.arxiv_api)
     elif kind == "hf-daily":
         fetch = functools.partial(fetch_daily, _parse_day(arg) if arg else None, base_url=endpoints.hf_api)
+    elif kind in biorxiv.SERVERS:
+        subject, days = biorxiv.parse_spec(kind, arg)
+        fetch = functools.partial(biorxiv.fetch_preprints, kind, subject, days,
+                                  base_url=endpoints.biorxiv_api, limit=limit)
+    elif kind in ("rss", "atom"):
+        fetch = functools.partial(fetch_feed, check_url(kind, arg), kind=kind)
+    elif kind == "openreview":
+        fetch = functools.partial(fetch_venue, check_venue(arg), base_url=endpoints.openreview_api,
+                                  limit=limit)
     elif "/" in spec or "\\" in spec or spec.lower().removesuffix(".gz").endswith(tuple(FORMATS)):
         raise SourceError(f"no such file: {spec} ({SPEC_FORMS})")
     else:

@@ -100,7 +100,22 @@ def search_api(
     what = f"arXiv API search for {category}"
     params = {"search_query": f"cat:{category}", "sortBy": "submittedDate",
               "sortOrder": "descending", "start": start, "max_results": max_results}
-    root = _parse_xml(client.get_text(base, params, what=what), what)
+    return _feed_papers(_parse_xml(client.get_text(base, params, what=what), what), what)
+
+
+def fetch_ids(ids: list[str], client: HttpClient, *, base_url: str | None = None) -> list[Paper]:
+    """The papers of these arXiv ids from the API (`id_list`); an id arXiv does not know is
+    simply absent from the answer."""
+    if not ids:
+        return []
+    what = f"arXiv API lookup of {len(ids)} id{'s' if len(ids) != 1 else ''}"
+    params = {"id_list": ",".join(ids), "max_results": len(ids)}
+    text = client.get_text(base_url or ARXIV_API_URL, params, what=what)
+    return _feed_papers(_parse_xml(text, what), what)
+
+
+def _feed_papers(root: StdET.Element, what: str) -> list[Paper]:
+    """The papers of an arXiv API (Atom) answer; an error entry is a `SourceError`."""
     if root.tag != f"{ATOM}feed":
         raise SourceError(f"{what} is not an Atom feed (root element <{_local(root.tag)}>)")
     papers = []
