@@ -92,7 +92,10 @@ async def _run_serve(url: str, prefix: str, client, rounds: int, burst: int, loa
     fake_discord = await fd.FakeDiscord().start()
     team = fs.TEAM
     channels = [f"slack:{team}:CDAILY{n:03d}" for n in range(CHANNELS)]
-    extra: dict[str, str] = {"PAPERBOT_SCHEDULER_TICK": "0.5", "PAPERBOT_REFRESH_EVERY": "5s"}
+    # the corpora's papers (synthetic, or the real one's) are dated long before today: posts of
+    # any age, so that the day's candidates are the newest of them as a real day's would be
+    extra: dict[str, str] = {"PAPERBOT_SCHEDULER_TICK": "0.5", "PAPERBOT_REFRESH_EVERY": "5s",
+                             "PAPERBOT_NEWS_DAYS": "0"}
     if loaded:
         _schedule_posts(client, prefix, channels, after_seq)
         extra["PAPERBOT_SOURCES"] = str(ingest_file)

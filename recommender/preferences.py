@@ -196,25 +196,26 @@ class PreferenceStore:
         return self.get_many([who])[0]
 
     def get_many(self, whos: list[str]) -> list[Preferences]:
-        """Each one's preferences, a round trip per READ_AT_ONCE of them (the daily fan-out
-        reads everyone's: most have none)."""
-        replies: list = []
+        """Each one's preferences. The daily fan-out reads everyone's and most have none: one
+        EXISTS each (a round trip per READ_AT_ONCE), then the hashes of those that have some."""
+        having = []
         for start in range(0, len(whos), READ_AT_ONCE):
             pipe = self.r.pipeline(transaction=False)
             for who in whos[start:start + READ_AT_ONCE]:
-                pipe.hgetall(self.key(who, "follows"))
-                pipe.hgetall(self.key(who, "filters"))
-            replies += pipe.execute()
-        out = []
-        for follows, filters in zip(replies[::2], replies[1::2]):
-            if not follows and not filters:
-                out.append(NO_PREFERENCES)
-                continue
+                pipe.exists(self.key(who, "follows"), self.key(who, "filters"))
+            having += [who for who, n in zip(whos[start:start + READ_AT_ONCE], pipe.execute()) if n]
+        pipe = self.r.pipeline(transaction=False)
+        for who in having:
+            pipe.hgetall(self.key(who, "follows"))
+            pipe.hgetall(self.key(who, "filters"))
+        replies = pipe.execute() if having else []
+        found = {}
+        for who, follows, filters in zip(having, replies[::2], replies[1::2]):
             terms = {k.decode(): tuple(self._terms(v)) for k, v in filters.items()}
-            out.append(Preferences({k.decode(): v.decode() for k, v in follows.items()},
-                                   terms.get("exclude", ()), terms.get("include", ()),
-                                   terms.get("category", ())))
-        return out
+            found[who] = Preferences({k.decode(): v.decode() for k, v in follows.items()},
+                                     terms.get("exclude", ()), terms.get("include", ()),
+                                     terms.get("category", ()))
+        return [found.get(who, NO_PREFERENCES) for who in whos]
 
     @staticmethod
     def _terms(raw: bytes | None) -> list[str]:

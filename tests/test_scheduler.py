@@ -22,6 +22,7 @@ import pytest
 from bot.scheduler import NotDelivered, Scheduler, ScheduleStore, latest_due, parse_days
 from bot.scheduler.due import due_at, format_days, next_due
 from bot.scheduler.scheduler import NO_NEW_PAPERS
+from bot.scheduler.settings import SchedulerSettings
 from testkit.scheduler_fakes import FakePlatform, FakePoster, SimClock, at, fast_settings
 
 LAB = "slack:T1:CLAB"
@@ -179,6 +180,9 @@ async def test_old_papers_stored_since_the_last_post_are_no_news(rec, demo):
     await run_until(scheduler, clock, at("2026-06-10T10:00Z"))
     assert {m.item for m in platform.of(LAB)[posted:]} == {
         "fresh-0", "fresh-1", "undated-0", "undated-1"}
+    assert SchedulerSettings.from_env({"PAPERBOT_NEWS_DAYS": "0"}).news_days == 0   # any age
+    with pytest.raises(ValueError, match="PAPERBOT_NEWS_DAYS must be a whole number"):
+        SchedulerSettings.from_env({"PAPERBOT_NEWS_DAYS": "2.5"})
 
 
 async def test_days_without_new_papers_are_skipped_or_get_a_note(rec, demo):

@@ -48,7 +48,6 @@ from . import weekly
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-NEWS_DAYS = 30   # a paper published longer ago is no news for a post (an imported library)
 
 NO_NEW_PAPERS = ("No new papers today (arXiv announces none on weekends and holidays). "
                  "The picks come back with the next listing.")
@@ -194,12 +193,15 @@ class Scheduler:
 
     def _new_papers(self, after_seq: float) -> tuple[list[str], float]:
         """A post's candidates: the papers stored since `after_seq` that are news (published
-        in the last NEWS_DAYS, or undated; not an imported library's old papers), and the
-        ingest sequence that reaches."""
+        in the last PAPERBOT_NEWS_DAYS, or undated; not an imported library's old papers), and
+        the ingest sequence that reaches."""
         fresh = self.rec.store.paper_ids(after_seq)
-        old = self.rec.index.published_before(self.now().date() - dt.timedelta(days=NEWS_DAYS))
-        rows = [self.rec.index.row_of(pid) for pid, _ in fresh]
-        ids = [pid for (pid, _), row in zip(fresh, rows) if row is None or not old[row]]
+        ids = [pid for pid, _ in fresh]
+        if self.settings.news_days:
+            old = self.rec.index.published_before(
+                self.now().date() - dt.timedelta(days=self.settings.news_days))
+            rows = [self.rec.index.row_of(pid) for pid in ids]
+            ids = [pid for pid, row in zip(ids, rows) if row is None or not old[row]]
         return ids, fresh[-1][1] if fresh else after_seq
 
     def _poster_for(self, schedule: Schedule) -> Poster | None:

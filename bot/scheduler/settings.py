@@ -10,6 +10,7 @@
 | PAPERBOT_POST_RATE          | 5       | messages per second across all channels of one replica      |
 | PAPERBOT_POST_CONCURRENCY   | 4       | channels posted to at the same time by one replica          |
 | PAPERBOT_REDIS_REPLICAS     | 0       | replicas the Redis has: the ledger writes that decide a post wait (WAIT) until this many have them |
+| PAPERBOT_NEWS_DAYS          | 30      | a post takes papers published in the last this many days (or undated); 0: any age |
 | PAPERBOT_REDIS_WAIT_MS      | 1000    | the longest such a wait lasts; then one log line and the post goes on |
 | PAPERBOT_FAKE_NOW           | unset   | TESTS ONLY: the clock reads this ISO instant at PAPERBOT_FAKE_NOW_AT (unix time, default: start) and runs on from there |
 """
@@ -65,6 +66,7 @@ class SchedulerSettings:
     drain_seconds: float = 10.0     # on stop, how long a post under way may take to finish
     redis_replicas: int = 0         # WAIT for this many replicas after a deciding ledger write
     redis_wait_ms: int = 1000       # ... for at most this long
+    news_days: int = 30             # a post's papers: published in the last this many days; 0: any
 
     @property
     def send_timeout(self) -> float:
@@ -124,4 +126,5 @@ class SchedulerSettings:
             redis_replicas=whole("PAPERBOT_REDIS_REPLICAS", cls.redis_replicas),
             # WAIT with a timeout of 0 would block for ever: at least a millisecond
             redis_wait_ms=whole("PAPERBOT_REDIS_WAIT_MS", cls.redis_wait_ms, 1),
+            news_days=whole("PAPERBOT_NEWS_DAYS", cls.news_days),
         )
