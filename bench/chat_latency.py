@@ -143,9 +143,11 @@ _last_rusage: dict[bool, Any] = {}
 
 def run(url: str, prefix: str, client, quick: bool, ingest_papers: list[dict[str, Any]],
         what: str) -> tuple[list[Row], dict[str, Any]]:
+    from recommender.store import PaperStore
+
     rounds = 1 if quick else 3
     burst = 50
-    seq = float(client.get(prefix + "papers:seq") or 0)
+    seq = PaperStore(client, prefix).last_seq()
     after_seq = max(0.0, seq - (300 if quick else 2000))   # the day's candidates: the newest
     with tempfile.TemporaryDirectory(prefix="paperbot-bench-chat-") as tmp:
         workdir = Path(tmp)

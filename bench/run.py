@@ -16,13 +16,15 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import chat_latency, cold_start, embedding, fanout, memory, search
+from . import chat_latency, cold_start, embedding, fanout, fanout_scale, memory, search
 from .common import CORPUS_SIZE, Row, arxiv_file, delete_prefix, log, read_arxiv, \
     scratch_prefix, store_synthetic_corpus, synthetic_papers, synthetic_vectors, table
 from .serve_harness import fakes_available
 
-QUICK = {"corpus": 5_000, "scale": 50_000, "people": 1_000, "cold_reps": 1, "ingest": 48}
-FULL = {"corpus": CORPUS_SIZE, "scale": 1_000_000, "people": 10_000, "cold_reps": 3, "ingest": 400}
+QUICK = {"corpus": 5_000, "scale": 50_000, "people": 1_000, "cold_reps": 1, "ingest": 48,
+         "at_scale": (1_000, 1_000, 3_000)}
+FULL = {"corpus": CORPUS_SIZE, "scale": 1_000_000, "people": 10_000, "cold_reps": 3, "ingest": 400,
+        "at_scale": (100_000, 10_000, fanout_scale.CORPUS)}   # people, base people, papers
 
 
 def machine() -> dict[str, Any]:
@@ -52,17 +54,19 @@ def machine() -> dict[str, Any]:
 
 def copy_corpus(client, src: str, dst: str, tag: str) -> int:
     """Every paper of `src` (JSON, sequence, vector under `tag`) into `dst`, in order."""
+    from recommender import slots
     from recommender.paper import content_hash
+    from recommender.store import PaperStore
 
     rows = client.zrangebyscore(src + "papers", "-inf", "+inf", withscores=True)
     for start in range(0, len(rows), 2000):
         chunk = rows[start:start + 2000]
-        raws = client.mget([src.encode() + b"paper:" + pid for pid, _ in chunk])
+        raws = slots.mget(client, [src.encode() + b"paper:" + pid for pid, _ in chunk])
         hashes = []
         for raw in raws:
             data = json.loads(raw)
             hashes.append(content_hash(f"{data.get('title') or ''}\n{data.get('abstract') or ''}".strip()))
-        vectors = client.mget([f"{src}vec:{tag}:{h}" for h in hashes])
+        vectors = slots.mget(client, [f"{src}vec:{tag}:{h}" for h in hashes])
         pipe = client.pipeline(transaction=False)
         for (pid, seq), raw, h, vec in zip(chunk, raws, hashes, vectors):
             pipe.set(dst.encode() + b"paper:" + pid, raw)
@@ -70,7 +74,7 @@ def copy_corpus(client, src: str, dst: str, tag: str) -> int:
                 pipe.set(f"{dst}vec:{tag}:{h}", vec)
         pipe.zadd(dst + "papers", {pid: seq for pid, seq in chunk})
         pipe.execute()
-    client.set(dst + "papers:seq", int(rows[-1][1]) if rows else 0)
+    client.set(PaperStore(client, dst).seq_key, int(rows[-1][1]) if rows else 0)
     client.hset(dst + "models", mapping=client.hgetall(src + "models") or {tag: 384})
     return len(rows)
 
@@ -169,6 +173,7 @@ def run(data_dir: str | None, quick: bool, as_json: bool) -> int:
         finally:
             if own is not None:
                 delete_prefix(client, own)
+    step("fan-out at scale", lambda: _nested("fanout_at_scale", fanout_scale.run(*sizes["at_scale"])))
     out["seconds"] = round(time.time() - started, 1)
     out["notes"] = notes
     out["failures"] = failures
@@ -184,6 +189,24 @@ def run(data_dir: str | None, quick: bool, as_json: bool) -> int:
             print(f"note: {note}")
         print(f"{out['seconds']:.0f} s")
     return 1 if failures else 0
+
+
+def _nested(name: str, result: tuple[list[Row], dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]:
+    rows, fields = result
+    return rows, {name: fields}
+
+
+def run_fanout_at_scale(people: int, as_json: bool) -> int:
+    """`paperbot bench --only fanout`: the fan-out for `people` (and 10,000) on each Redis."""
+    started = time.time()
+    rows, out = fanout_scale.run(people)
+    out = {**out, "machine": machine(), "seconds": round(time.time() - started, 1)}
+    if as_json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(table(rows))
+        print(f"{out['seconds']:.0f} s")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> None:

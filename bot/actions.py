@@ -11,7 +11,7 @@ import logging
 import redis
 
 from recommender import PaperNotFound, Recommender, StoreUnavailable
-from recommender.redis_errors import REFUSED
+from recommender.redis_errors import CLUSTER_DOWN, REFUSED
 
 from .channel_roles import ChannelRoles
 from .commands import HELP, Command
@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 DEFAULT_K = 5
 # Redis is down or unreachable: what every adapter answers as "temporarily unavailable". A
 # connection that breaks mid-run raises redis-py's own errors, not StoreUnavailable. A Redis that
-# answers but refuses writes (READONLY, OOM, MISCONF, NOREPLICAS: `REFUSED`) is down as well.
+# answers but refuses writes (READONLY, OOM, MISCONF, NOREPLICAS: `REFUSED`) is down as well,
+# and so is a cluster that lost a primary (`CLUSTER_DOWN`).
 STORE_DOWN = (StoreUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-              *REFUSED)
+              *REFUSED, *CLUSTER_DOWN)
 
 
 class Actions(PreferenceActions, LibraryActions):

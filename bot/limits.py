@@ -52,7 +52,7 @@ class RateLimiter:
         now = self.clock()
         window = int(now // self.limit.window)
         key = f"{self.prefix}ratelimit:{person}:{window}"
-        pipe = self.r.pipeline()
+        pipe = self.r.pipeline(transaction=True)
         pipe.incr(key)
         pipe.expire(key, int(self.limit.window) + 1, nx=True)
         count = pipe.execute()[0]

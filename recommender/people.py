@@ -16,8 +16,9 @@ another. Every key of one person or channel carries its key as a hash tag, e.g.
 | P {channel}:posts_at         | zset   | platform message id -> unix time it was recorded (pruning) |
 
 The feedback hash is the current state (a repeated reaction changes nothing); the stream is the
-history it can be rebuilt from (`repair`). Each change of state, its event and the channel's
-mirror are one transaction (WATCH/MULTI): reactions given at once all stand.
+history it can be rebuilt from (`repair`). Each change of state and its event are one
+transaction (WATCH/MULTI): reactions given at once all stand. The channel's mirror follows
+right after (`sync_mirrors`: in a cluster it lives in the channel's slot).
 
 Nothing grows forever: the stream keeps the newest ~EVENTS_MAX events (XADD MAXLEN ~); shown
 papers older than SHOWN_DAYS are dropped as new ones are marked; posts older than POSTS_DAYS
@@ -34,6 +35,8 @@ import time
 from typing import Any
 
 import redis
+
+from . import slots
 
 # like / dislike / save give a signal; un<kind> retracts just that one (a removed reaction: the
 # person's other reactions on the paper stand); clear retracts them all (Undo).
@@ -130,22 +133,42 @@ class PeopleStore:
                     pipe.xadd(self.key(person, "events"), {
                         "kind": kind, "paper": paper_id, "channel": channel or "", "ts": f"{now:.3f}"},
                         maxlen=EVENTS_MAX, approximate=True)
-                    self._mirror_to_channels(pipe, person, paper_id, before, after)
                     pipe.execute()
-                    return True
+                    break
                 except redis.WatchError:
                     time.sleep(0.001)
-        raise redis.WatchError(f"{person}'s feedback kept changing; {kind} on {paper_id} not recorded")
+            else:
+                raise redis.WatchError(f"{person}'s feedback kept changing; {kind} on {paper_id} "
+                                       "not recorded")
+        self.sync_mirrors(person, paper_id, {c for c in (channel, (before or {}).get("channel")) if c})
+        return True
 
-    def _mirror_to_channels(self, pipe, person: str, paper_id: str, before, after) -> None:
-        """Keep each channel's view of its members' feedback in step with the person's own."""
-        field = f"{person} {paper_id}"
-        old_channel = (before or {}).get("channel")
-        new_channel = (after or {}).get("channel")
-        if old_channel and old_channel != new_channel:
-            pipe.hdel(self.key(old_channel, "member_feedback"), field)
-        if new_channel:
-            pipe.hset(self.key(new_channel, "member_feedback"), field, json.dumps(after))
+    def sync_mirrors(self, person: str, paper_id: str, channels: set[str]) -> None:
+        """Bring the channels' view of a person's feedback on a paper (`member_feedback`) in
+        step with that feedback: set in the channel it was given in, gone from `channels`'
+        others. Not part of the feedback's transaction (on a Redis Cluster a channel's keys sit
+        in another slot than the person's): it writes what it read, then reads again, and
+        writes again if the feedback changed meanwhile (another reaction at once), so that the
+        last writer leaves the feedback that stands."""
+        field, key = f"{person} {paper_id}", self.key(person, "feedback")
+        channels = set(channels)
+        raw = self.r.hget(key, paper_id)
+        for _ in range(RECORD_TRIES):
+            given_in = json.loads(raw).get("channel") if raw else None
+            channels.update([given_in] if given_in else [])
+            if not channels:
+                return
+            pipe = self.r.pipeline(transaction=False)
+            for channel in channels:
+                if channel == given_in:
+                    pipe.hset(self.key(channel, "member_feedback"), field, raw)
+                else:
+                    pipe.hdel(self.key(channel, "member_feedback"), field)
+            pipe.execute()
+            again = self.r.hget(key, paper_id)
+            if again == raw:
+                return
+            raw = again
 
     def feedback(self, person: str) -> dict[str, dict[str, Any]]:
         raw = self.r.hgetall(self.key(person, "feedback"))
@@ -203,22 +226,49 @@ class PeopleStore:
         A script blocks every other client of Redis while it runs (one over 512 people with a
         year of posts each ran 0.15 s), so each call reads at most READ_STATES_WORK entries
         (~5 ms; a target counts READ_STATES_EACH more) and says how many targets it read; the
-        next call goes on from there, sent the keys of about twice as many."""
-        keys = []
-        for who, is_channel in targets:
-            keys += [self.key(who, "topics"), self.key(who, "member_feedback" if is_channel else "feedback"),
-                     self.key(who, "shown")]
-        filtered = candidates if len(candidates) <= SHOWN_FILTER_UP_TO else []
+        next call goes on from there, sent the keys of about twice as many. On a Redis Cluster
+        a call reads one slot's targets (a few of 100,000 people), all the first calls go in
+        one pipeline, and the shown papers come back whole: the candidates, sent with every
+        call, would cost more than they save."""
+        few = len(candidates) <= SHOWN_FILTER_UP_TO and not slots.is_cluster(self.r)
+        filtered = candidates if few else []
         args = [READ_STATES_WORK, READ_STATES_EACH, *filtered]
-        out: list[list[list[bytes]]] = []
-        window = 256
-        while keys:
-            flat = self._read_states(keys=keys[:3 * window], args=args)
-            read = int(flat[0])
-            out += [flat[i:i + 3] for i in range(1, 1 + 3 * read, 3)]
-            keys = keys[3 * read:]
-            window = max(16, 2 * read)
+        out: list[list[list[bytes]] | None] = [None] * len(targets)
+        # (on a cluster one call per slot, all slots' first calls in one pipeline)
+        pending = []   # (the targets' places in `targets`, their keys, the next call's window)
+        for group in slots.group_by_slot(self.r, range(len(targets)), lambda n: self.key(targets[n][0], "")):
+            keys = []
+            for n in group:
+                who, is_channel = targets[n]
+                keys += [self.key(who, "topics"),
+                         self.key(who, "member_feedback" if is_channel else "feedback"),
+                         self.key(who, "shown")]
+            pending.append((group, keys, 256))
+        while pending:
+            replies = self._run_pipelined(self._read_states, [
+                (keys[:3 * window], args) for _, keys, window in pending])
+            left = []
+            for (group, keys, _), flat in zip(pending, replies):
+                read = int(flat[0])
+                for n, at in zip(group, range(1, 1 + 3 * read, 3)):
+                    out[n] = flat[at:at + 3]
+                if read < len(group):
+                    left.append((group[read:], keys[3 * read:], max(16, 2 * read)))
+            pending = left
         return out
+
+    def _run_pipelined(self, script, calls: list[tuple[list[str], list]]) -> list:
+        """`script` once per (keys, args), in one pipeline (per node, on a cluster)."""
+        for attempt in (1, 2):
+            pipe = self.r.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            try:
+                return pipe.execute()
+            except redis.exceptions.NoScriptError:   # a server that never ran it, or restarted
+                if attempt == 2:
+                    raise
+                script.sha = self.r.script_load(script.script)
 
     # -- posts ----------------------------------------------------------------------------
     def record_post(self, channel: str, message_id: str, paper_id: str) -> None:
@@ -303,8 +353,7 @@ end
 return #old
 """
 
-# Reads the keys of many people and channels at once (standalone Redis or Valkey: on a Redis
-# Cluster they would span slots), as many as fit in ARGV[1] entries (a target larger than that
+# Reads the keys of many people and channels at once (on a Redis Cluster, of one slot), as many as fit in ARGV[1] entries (a target larger than that
 # is read alone), each target counting ARGV[2] more; ARGV[3..]: the candidates. Returns how many
 # targets it read, then their replies.
 _READ_STATES = """

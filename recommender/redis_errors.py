@@ -17,7 +17,9 @@ while a ResponseError that is a bug (WRONGTYPE, a bad script) stays one.
 from __future__ import annotations
 
 from redis.connection import DefaultParser
-from redis.exceptions import MasterDownError, OutOfMemoryError, ReadOnlyError, ResponseError
+from redis.exceptions import (ClusterDownError, MasterDownError, OutOfMemoryError, ReadOnlyError,
+                              RedisClusterUnreachableError, ResponseError, SlotNotCoveredError,
+                              TryAgainError)
 
 
 class WritesRefused(ResponseError):
@@ -40,6 +42,10 @@ class Parser(DefaultParser):
 
 
 REFUSED = (ReadOnlyError, OutOfMemoryError, WritesRefused, MasterDownError)
+# A Redis Cluster missing a primary (CLUSTERDOWN, slots no node serves), or moving slots
+# (TRYAGAIN), or whose every node is gone: storage down as well. (A node that stops answering
+# raises ConnectionError, as a single server does.)
+CLUSTER_DOWN = (ClusterDownError, TryAgainError, SlotNotCoveredError, RedisClusterUnreachableError)
 _CODES = {ReadOnlyError: "READONLY", OutOfMemoryError: "OOM", MasterDownError: "MASTERDOWN"}
 
 

@@ -48,35 +48,36 @@ class Repair:
 
 @dataclasses.dataclass(frozen=True)
 class _Plan:
-    states: dict[str, dict[str, Any]]
-    mirror_gone: list[tuple[str, str]]
-    mirror_set: dict[tuple[str, str], str]
+    states: dict[str, dict[str, Any]]      # paper id -> its state as it should be
+    rewrite: bool                          # the stored states are not that
+    mirrors: dict[str, set[str]]           # paper id -> channels whose mirror of it is wrong
     report: Repair
 
 
 def repair(people: PeopleStore, person: str) -> Repair:
-    """Rebuild `person`'s state from their events, atomically: a reaction recorded meanwhile
-    (the state or the stream changed) makes it read everything again."""
+    """Rebuild `person`'s state from their events, atomically (a reaction recorded meanwhile,
+    changing the state or the stream, makes it read everything again); then set the channels'
+    mirrors of it right."""
     key, events_key = people.key(person, "feedback"), people.key(person, "events")
     with people.r.pipeline(transaction=True) as pipe:
         for _ in range(RECORD_TRIES):
             try:
                 pipe.watch(key, events_key)
                 plan = _plan(people, pipe, person, key, events_key)
-                if plan.report.changed:
+                if plan.rewrite:
                     pipe.multi()
                     pipe.delete(key)
                     if plan.states:
                         pipe.hset(key, mapping={pid: json.dumps(s) for pid, s in plan.states.items()})
-                    for channel, field in plan.mirror_gone:
-                        pipe.hdel(people.key(channel, "member_feedback"), field)
-                    for (channel, field), value in plan.mirror_set.items():
-                        pipe.hset(people.key(channel, "member_feedback"), field, value)
                     pipe.execute()
-                return plan.report
+                break
             except redis.WatchError:
                 time.sleep(0.001)
-    raise redis.WatchError(f"{person}'s feedback kept changing; not repaired")
+        else:
+            raise redis.WatchError(f"{person}'s feedback kept changing; not repaired")
+    for paper_id, channels in plan.mirrors.items():   # (in a cluster, in the channels' slots)
+        people.sync_mirrors(person, paper_id, channels)
+    return plan.report
 
 
 def replay(rows) -> dict[str, dict[str, Any]]:
@@ -123,8 +124,8 @@ def _plan(people: PeopleStore, pipe, person: str, key: str, events_key: str) -> 
     channels |= {fields[b"channel"].decode() for _, fields in rows if fields.get(b"channel")}
     mirror_now = {}
     for channel in sorted(c for c in channels if _is_who(c)):
-        for field, value in pipe.hscan_iter(people.key(channel, "member_feedback"),
-                                            match=_glob_escape(f"{person} ") + "*", count=1000):
+        for field, value in people.r.hscan_iter(people.key(channel, "member_feedback"),
+                                                match=_glob_escape(f"{person} ") + "*", count=1000):
             mirror_now[(channel, field.decode())] = value.decode()
     mirror = {(s["channel"], f"{person} {pid}"): json.dumps(s)
               for pid, s in rebuilt.items() if s.get("channel")}
@@ -136,7 +137,10 @@ def _plan(people: PeopleStore, pipe, person: str, key: str, events_key: str) -> 
                     + sum(pid in rebuilt and rebuilt[pid] is not stored[pid] for pid in stored),
                     removed=sum(pid not in rebuilt for pid in (*stored, *unreadable)),
                     mirrors=len(gone) + len(to_set))
-    return _Plan(rebuilt, gone, to_set, report)
+    mirrors: dict[str, set[str]] = {}
+    for channel, field in (*gone, *to_set):
+        mirrors.setdefault(field.split(" ", 1)[1], set()).add(channel)
+    return _Plan(rebuilt, bool(report.restored or report.fixed or report.removed), mirrors, report)
 
 
 def _parsed(raw: bytes) -> dict[str, Any] | None:

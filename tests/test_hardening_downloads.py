@@ -32,7 +32,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import redis
 
 import bot.ingest_loop
 import recommender.sources
@@ -40,7 +39,7 @@ from bot.ingest_loop import IngestLoop, IngestSettings
 from recommender.config import Settings
 from recommender.paper import Paper
 from recommender.sources import HttpClient, SourceError
-from recommender.store import PaperStore
+from recommender.store import PaperStore, redis_client
 from test_hardening_sources import ROWS, rss
 from testkit.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from testkit.fake_sources import FakeSourceServer, Reply
@@ -249,7 +248,7 @@ def test_two_processes_storing_overlapping_papers_number_each_once_without_gaps(
     errors: list[BaseException] = []
 
     def process(offset: int) -> None:
-        client = redis.Redis.from_url(redis_url)
+        client = redis_client(redis_url)
         store = PaperStore(client, prefix)
         try:
             for r in range(rounds):
@@ -268,12 +267,12 @@ def test_two_processes_storing_overlapping_papers_number_each_once_without_gaps(
     for thread in threads:
         thread.join(120)
     assert not errors, errors
-    store = PaperStore(redis.Redis.from_url(redis_url), prefix)
+    store = PaperStore(redis_client(redis_url), prefix)
     numbered = store.paper_ids()
     expected = rounds * (size + size // 3)
     assert len(numbered) == expected
     assert sorted(score for _, score in numbered) == list(range(1, expected + 1))
-    assert int(store.r.get(store.key("papers", "seq"))) == expected
+    assert int(store.r.get(store.seq_key)) == expected
     store.close()
 
 

@@ -52,6 +52,25 @@ def test_like_and_save_at_once_both_stand(redis_client, prefix):
     assert redis_client.xlen(people.key(ALICE, "events")) == 2 * len(papers)   # repeats: no event
 
 
+def test_reactions_in_two_channels_at_once_leave_one_channels_view(redis_client, prefix):
+    """The channel's view is written after the person's transaction (on a cluster it is in the
+    channel's slot): reactions on one paper in two channels at once leave it in the channel of
+    the state that stands, and in no other."""
+    people = PeopleStore(redis_client, prefix)
+    other = "slack:T1:COTHER"
+    papers = [f"2402.{n:05d}" for n in range(100)]
+
+    def giving(kind, channel):
+        return lambda: [people.record(ALICE, pid, kind, channel) for pid in papers]
+    _at_once(giving("like", LAB), giving("save", other), giving("unlike", other), giving("like", LAB))
+    state = people.feedback(ALICE)
+    views = {channel: {pid: s for _, pid, s in people.member_feedback(channel)} for channel in (LAB, other)}
+    for pid in papers:
+        where = state[pid]["channel"] if pid in state else None
+        for channel, view in views.items():
+            assert view.get(pid) == (state[pid] if channel == where else None), (pid, channel)
+
+
 def test_repair_rebuilds_the_state_and_the_channels_view_from_the_events(redis_client, prefix):
     people = PeopleStore(redis_client, prefix)
     bob, other_lab = "slack:T1:UBOB", "slack:T1:COTHER"

@@ -26,7 +26,8 @@ metadata; Discord: nonce and the channel's history).
 
 Failover (`replicas`, from PAPERBOT_REDIS_REPLICAS): the writes a promotion must not lose, the
 picks (`freeze`), the in-doubt mark (`begin_send`), `sent` and the final state (`close`), are
-followed by `WAIT replicas wait_ms` on the same connection, so that when the call returns the
+followed by `WAIT replicas wait_ms` on the same connection (on a cluster, to the primary of the
+target's slot), so that when the call returns the
 write is on that many replicas (and, the replication stream being in order, every write made
 before it). A WAIT that times out costs one log line (at most one a minute) and the post goes
 on: the write stands on the primary and, until a replica has it, a promotion can lose it.
@@ -47,6 +48,7 @@ from typing import Any
 
 import redis
 
+from recommender import slots
 from recommender.people import check_who
 
 log = logging.getLogger(__name__)
@@ -189,11 +191,12 @@ class PostLedger:
         self._release(keys=[self.lease_key(target, day)], args=[token])
 
     # -- writing (fenced by the lease unless said otherwise) -------------------------------
-    def _durably(self, what: str, target: str, write: Callable[[Any], Any]) -> Any:
-        """Run `write(client)`; with replicas, then WAIT on the same connection (a pipeline)."""
+    def _durably(self, what: str, target: str, day: dt.date, write: Callable[[Any], Any]) -> Any:
+        """Run `write(client)`; with replicas, then WAIT on the same connection (a pipeline to
+        the server that holds the entry: on a cluster, its slot's primary)."""
         if not self.replicas:
             return write(self.r)
-        pipe = self.r.pipeline(transaction=False)
+        pipe = slots.node_client(self.r, self.key(target, day)).pipeline(transaction=False)
         write(pipe)
         pipe.wait(self.replicas, self.wait_ms)
         result, acked = pipe.execute()
@@ -216,7 +219,7 @@ class PostLedger:
     def freeze(self, target: str, day: dt.date, token: str, fields: dict[str, Any]) -> bool | None:
         """Write the day's entry once. True: written; False: an entry was there already;
         None: the lease is no longer ours."""
-        result = self._durably("picks", target, lambda c: self._freeze(
+        result = self._durably("picks", target, day, lambda c: self._freeze(
             keys=self._keys(target, day), args=[token, KEEP_DAYS * 86400, *_flat(fields)],
             client=c))
         return None if result == -1 else bool(result)
@@ -224,13 +227,13 @@ class PostLedger:
     def begin_send(self, target: str, day: dt.date, token: str, item: str) -> bool:
         """The last lease check before a send: renew the lease and mark `item` in doubt
         (`sending:<item>`, now) in one step; False if the lease is no longer ours."""
-        return bool(self._durably("sending", target, lambda c: self._begin(
+        return bool(self._durably("sending", target, day, lambda c: self._begin(
             keys=self._keys(target, day),
             args=[token, self.lease_ms, f"sending:{item}", repr(time.time())], client=c)))
 
     def close(self, target: str, day: dt.date, token: str, state: str, finished_at: str) -> bool:
         """The post's final state (done, failed), fenced and, with replicas, waited for."""
-        return bool(self._durably(state, target, lambda c: self._hset(
+        return bool(self._durably(state, target, day, lambda c: self._hset(
             keys=self._keys(target, day), args=[token, *_flat(
                 {"state": state, "finished_at": finished_at})], client=c)))
 
@@ -242,7 +245,7 @@ class PostLedger:
 
     def record_sent(self, target: str, day: dt.date, item: str, message: dict[str, Any]) -> None:
         """A message exists on the platform: a fact, recorded whoever holds the lease."""
-        self._durably("sent", target, lambda c: c.hset(
+        self._durably("sent", target, day, lambda c: c.hset(
             self.key(target, day), f"sent:{item}", json.dumps(message)))
 
     def sent_of(self, target: str, day: dt.date, item: str) -> dict[str, Any] | None:

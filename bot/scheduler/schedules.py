@@ -113,6 +113,12 @@ class ScheduleStore:
     def key(self, target: str, what: str = "schedule") -> str:
         return f"{self.prefix}{{{check_who(target)}}}:{what}"
 
+    # _REGISTRY: the registry and a schedule sit in different Redis Cluster slots, so no
+    # transaction holds both. The registry may name more than is on, never less: `set` adds
+    # the target before and after it enables the schedule, `disable` removes it before it
+    # disables it, so whichever of two at once writes the schedule last, an enabled schedule
+    # is in the registry. `all` skips entries whose schedule is off or gone (a crash, or such
+    # a race, leaves one) without removing them, which could race with a `set`.
     @property
     def registry(self) -> str:
         return f"{self.prefix}schedules"
@@ -125,19 +131,13 @@ class ScheduleStore:
         return sorted(m.decode() for m in self.r.smembers(self.registry))
 
     def all(self) -> list[Schedule]:
-        """Every enabled schedule; registry entries whose schedule is gone are dropped."""
+        """Every enabled schedule (see `_REGISTRY`)."""
         targets = self.targets()
         pipe = self.r.pipeline(transaction=False)
         for target in targets:
             pipe.hgetall(self.key(target))
-        found = []
-        for target, raw in zip(targets, pipe.execute()):
-            schedule = _from_hash(target, raw)
-            if schedule is None or not schedule.enabled:
-                self.r.srem(self.registry, target)
-            else:
-                found.append(schedule)
-        return found
+        schedules = (_from_hash(target, raw) for target, raw in zip(targets, pipe.execute()))
+        return [s for s in schedules if s is not None and s.enabled]
 
     # -- writing --------------------------------------------------------------------------
     def set(self, target: str, kind: str, *, now: dt.datetime, time: dt.time | None = None,
@@ -193,20 +193,17 @@ class ScheduleStore:
             fields["after_seq"] = after_seq   # a new cadence: its first post takes its own span
         elif old is None or not old.enabled:   # (re)started: the first post takes the last day's papers
             fields["after_seq"] = max(old.after_seq if old else 0.0, after_seq or 0.0)
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self.key(target), mapping=fields)
-        pipe.sadd(self.registry, target)
-        pipe.execute()
+        self.r.sadd(self.registry, target)   # before and after: see `_REGISTRY`
+        self.r.hset(self.key(target), mapping=fields)
+        self.r.sadd(self.registry, target)
         return self.get(target)
 
     def disable(self, target: str, now: dt.datetime) -> bool:
         """Turn a schedule off (its settings are kept for a later `time`); False if it was not on."""
         old = self.get(target)
-        pipe = self.r.pipeline(transaction=True)
+        self.r.srem(self.registry, target)   # first: see `_REGISTRY`
         if old is not None:
-            pipe.hset(self.key(target), mapping={"enabled": 0, "updated": now.isoformat()})
-        pipe.srem(self.registry, target)
-        pipe.execute()
+            self.r.hset(self.key(target), mapping={"enabled": 0, "updated": now.isoformat()})
         return bool(old and old.enabled)
 
     def forget(self, target: str) -> None:
