@@ -7,8 +7,8 @@ embedded Valkey primaries (`testkit.redis_cluster`). Each (Redis, number of peop
 process of its own, since a peak resident set is a process's: it loads a synthetic corpus
 (20,000 papers, random unit vectors) into its index, writes the people (as `fanout.populate`:
 1-3 topics, a few liked, saved and disliked papers, 20 of the candidates shown), then times
-`Recommender.picks_for_many` for all of them at once, as the scheduler calls it when everyone
-posts at the same time (after a warm-up on 100 of them: the topic expansions and the
+`Recommender.picks_for_many` for all of them at once (the median of 3 runs), as the scheduler
+calls it when everyone posts at the same time (after a warm-up on 100 of them: the topic expansions and the
 background sample, computed once a process). Its peak RSS (VmHWM) is read after; the RSS
 before the fan-out (model and index loaded, people written) is the floor the fan-out's own
 memory is measured against.
@@ -40,8 +40,9 @@ def _rss_mb(field: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(url: str, people_n: int) -> dict[str, Any]:
-    """One measurement, in this process: the corpus is in Redis under PREFIX already."""
+def child(url: str, people_n: int, reps: int) -> dict[str, Any]:
+    """One measurement (the median of `reps` runs), in this process: the corpus is in Redis
+    under PREFIX already."""
     from recommender.embedder import Embedder
     from recommender.service import Recommender
     from recommender.store import PaperStore, redis_client
@@ -57,16 +58,20 @@ def child(url: str, people_n: int) -> dict[str, Any]:
     try:
         rec.picks_for_many(people[:100], k=5, candidates=candidates)   # once-a-process work
         rss_before = _rss_mb("VmRSS")
-        started = time.perf_counter()
-        picks = rec.picks_for_many(people, k=5, candidates=candidates)
-        seconds = time.perf_counter() - started
+        runs = []
+        for _ in range(reps):
+            picks = None   # (the last run's picks are freed before the next is made)
+            started = time.perf_counter()
+            picks = rec.picks_for_many(people, k=5, candidates=candidates)
+            runs.append(time.perf_counter() - started)
+        seconds = sorted(runs)[len(runs) // 2]
         peak = _rss_mb("VmHWM")
         assert len(picks) == people_n and all(len(p) == 5 for p in picks.values())
     finally:
         fanout.cleanup(rec)
     return {"people": people_n, "fanout_s": round(seconds, 3), "peak_rss_mb": round(peak, 1),
             "rss_before_mb": round(rss_before, 1), "write_people_s": round(written_s, 1),
-            "per_person_ms": round(seconds / people_n * 1000, 4)}
+            "per_person_ms": round(seconds / people_n * 1000, 4), "runs_s": [round(x, 3) for x in runs]}
 
 
 @contextlib.contextmanager
@@ -118,10 +123,10 @@ def _store_corpus(url: str, corpus_n: int) -> None:
     client.close()
 
 
-def _measure(url: str, people_n: int) -> dict[str, Any]:
+def _measure(url: str, people_n: int, reps: int) -> dict[str, Any]:
     """`child` in a process of its own."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", "bench.fanout_scale", url, str(people_n)],
+    done = subprocess.run([sys.executable, "-m", "bench.fanout_scale", url, str(people_n), str(reps)],
                           cwd=str(REPO), env=env, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"fan-out of {people_n:,} people failed: "
@@ -129,8 +134,9 @@ def _measure(url: str, people_n: int) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run(people_n: int, base_n: int = 10_000, corpus_n: int = CORPUS) -> tuple[list[Row], dict[str, Any]]:
-    """The fan-out at `base_n` and at `people_n` people, on each Redis."""
+def run(people_n: int, base_n: int = 10_000, corpus_n: int = CORPUS,
+        reps: int = 3) -> tuple[list[Row], dict[str, Any]]:
+    """The fan-out at `base_n` and at `people_n` people, on each Redis (the median of `reps`)."""
     sizes = sorted({min(base_n, people_n), people_n})
     rows, runs = [], []
     with _redises() as redises:
@@ -140,7 +146,7 @@ def run(people_n: int, base_n: int = 10_000, corpus_n: int = CORPUS) -> tuple[li
             measured = {}
             for n in sizes:
                 log(f"fan-out at scale: {name}: {n:,} people x {CANDIDATES:,} candidates")
-                measured[n] = {"redis": name, **_measure(url, n)}
+                measured[n] = {"redis": name, **_measure(url, n, reps)}
                 runs.append(measured[n])
             base, top = measured[sizes[0]], measured[sizes[-1]]
             for n in sizes:
@@ -163,4 +169,4 @@ def _above(m: dict[str, Any]) -> float:
 
 
 if __name__ == "__main__":
-    print(json.dumps(child(sys.argv[1], int(sys.argv[2]))))
+    print(json.dumps(child(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))))

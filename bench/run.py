@@ -22,9 +22,9 @@ from .common import CORPUS_SIZE, Row, arxiv_file, delete_prefix, log, read_arxiv
 from .serve_harness import fakes_available
 
 QUICK = {"corpus": 5_000, "scale": 50_000, "people": 1_000, "cold_reps": 1, "ingest": 48,
-         "at_scale": (1_000, 1_000, 3_000)}
+         "at_scale": (1_000, 1_000, 3_000, 1)}
 FULL = {"corpus": CORPUS_SIZE, "scale": 1_000_000, "people": 10_000, "cold_reps": 3, "ingest": 400,
-        "at_scale": (100_000, 10_000, fanout_scale.CORPUS)}   # people, base people, papers
+        "at_scale": (100_000, 10_000, fanout_scale.CORPUS, 3)}   # people, base people, papers, runs
 
 
 def machine() -> dict[str, Any]:
