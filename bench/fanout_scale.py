@@ -115,11 +115,21 @@ def _store_corpus(url: str, corpus_n: int) -> None:
 
     embedder = Embedder()
     client = redis_client(url)
-    delete_prefix(client, PREFIX)
+    delete_prefix(client, PREFIX)   # a run that was cut off left it
     rec = Recommender(PaperStore(client, PREFIX), embedder)
     store_synthetic_corpus(rec, synthetic_papers(corpus_n, seed=2, words=20),
                            synthetic_vectors(corpus_n, embedder.dim, seed=2))
     rec.vector_cache.vectors(sorted(QUERIES))   # the topics' vectors, embedded once, cached
+    client.close()
+
+
+def _delete_corpus(url: str) -> None:
+    from recommender.store import redis_client
+
+    from .common import delete_prefix
+
+    client = redis_client(url)
+    delete_prefix(client, PREFIX)
     client.close()
 
 
@@ -144,10 +154,13 @@ def run(people_n: int, base_n: int = 10_000, corpus_n: int = CORPUS,
             log(f"fan-out at scale: {name}: {corpus_n:,} papers")
             _store_corpus(url, corpus_n)
             measured = {}
-            for n in sizes:
-                log(f"fan-out at scale: {name}: {n:,} people x {CANDIDATES:,} candidates")
-                measured[n] = {"redis": name, **_measure(url, n, reps)}
-                runs.append(measured[n])
+            try:
+                for n in sizes:
+                    log(f"fan-out at scale: {name}: {n:,} people x {CANDIDATES:,} candidates")
+                    measured[n] = {"redis": name, **_measure(url, n, reps)}
+                    runs.append(measured[n])
+            finally:
+                _delete_corpus(url)
             base, top = measured[sizes[0]], measured[sizes[-1]]
             for n in sizes:
                 m = measured[n]

@@ -118,3 +118,19 @@ def test_schedules_and_the_ledger_on_a_cluster(client):
     assert ledger.freeze("slack:T1:C001", day, "me", {"state": "frozen", "items": json.dumps([])})
     assert ledger.close("slack:T1:C001", day, "me", "done", now.isoformat())
     assert ledger.read("slack:T1:C001", day).state == "done" and ledger.wait_timeouts == 2
+
+
+def test_paperbot_bench_only_fanout_prints_one_object_on_redis_url(cli_env, redis_client):
+    """`paperbot bench --only fanout --people N --json`, as the README gives it, on REDIS_URL:
+    one JSON object with the time and the peak RSS, and the bench's keys are gone after."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "bench", "--only", "fanout", "--people",
+                           "300", "--json"], env=cli_env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["people"] == 300 and out["candidates"] == 2000
+    assert out["fanout_s"] > 0 and 100 < out["peak_rss_mb"] < 2048
+    assert [r["redis"] for r in out["runs"]] == ["REDIS_URL"]
+    assert not list(redis_client.scan_iter(match="bench-scale:*", count=1000))
