@@ -220,6 +220,8 @@ class Recommender:
         query = " ".join((query or "").split())
         if not query:
             raise ValueError("Tell me what to search for, e.g. `search graph neural networks`.")
+        if len(self.index) == 0:   # nothing ingested yet: nothing to rank against
+            return []
         vector = self.embedder.encode([query])[0]
         k = _clamp(k)
         # ranked as a topic is (moved toward the papers that match it best, then its cosine

@@ -170,6 +170,14 @@ def test_digest_with_no_topics_and_no_feedback_says_so(console, rec):
     assert console.handle("digest").startswith("Your picks:")
 
 
+def test_a_search_before_any_ingest_says_to_ingest_first(rec):
+    """A fresh install has no papers: a search says what to do (it once answered with an
+    internal error about an empty background)."""
+    session = ConsoleSession(rec, "newcomer")
+    answer = session.handle("search graph neural networks")
+    assert answer.startswith("No papers yet: ingest some first"), answer
+
+
 # -- 5. mentions are not topics -------------------------------------------------------------------
 MENTIONS = ["<!channel>", "<!here>", "<!everyone>", "@everyone", "@here", "<@U123>",
             "<#C123|general>", "<@&123>", "<@!123>", "graph neural networks @here", "<@U42|ana>"]
