@@ -16,8 +16,8 @@ import click
               type=click.Path(file_okay=False), help="The folder that holds arxiv/; without it "
               "every benchmark runs on synthetic data (and says so).")
 @click.option("--only", type=click.Choice(["fanout"]), help="Just this one: `fanout` is the "
-              "daily fan-out at scale, on REDIS_URL when set, else on a single embedded Valkey "
-              "and a local 3-primary cluster.")
+              "daily fan-out at scale, on REDIS_URL when set, else on the bench's own single "
+              "server and a local 3-primary cluster.")
 @click.option("--people", type=click.IntRange(1, 1_000_000), default=100_000, show_default=True,
               help="With --only fanout: the people to post to at once (measured against 10,000).")
 def bench(quick: bool, as_json: bool, data_dir: str, only: str | None, people: int) -> None:

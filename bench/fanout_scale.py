@@ -2,8 +2,9 @@
 single Redis and against a Redis Cluster, and how its time and memory grow from 10,000.
 
 `paperbot bench --only fanout --people 100000 [--json]`. Redis: `REDIS_URL` when set (a single
-server or any node of a cluster); otherwise both an embedded Valkey and a local cluster of three
-embedded Valkey primaries (`testkit.redis_cluster`). Each (Redis, number of people) runs in a
+server or any node of a cluster); otherwise both the bench's own single server (`bench_redis`:
+an embedded Valkey, or PAPERBOT_BENCH_REDIS) and a local cluster of three embedded Valkey
+primaries (`testkit.redis_cluster`). Each (Redis, number of people) runs in a
 process of its own, since a peak resident set is a process's: it loads a synthetic corpus
 (20,000 papers, random unit vectors) into its index, writes the people (as `fanout.populate`:
 1-3 topics, a few liked, saved and disliked papers, 20 of the candidates shown), then times
@@ -81,13 +82,11 @@ def _redises() -> Iterator[list[tuple[str, str]]]:
     if url:
         yield [("REDIS_URL", url)]
         return
-    from recommender.embedded_redis import EmbeddedRedis
+    from .common import bench_redis
 
     with contextlib.ExitStack() as stack:
-        folder = stack.enter_context(_tmpdir())
-        single = EmbeddedRedis(folder)
-        found = [("single Valkey", single.start())]
-        stack.callback(single.stop)
+        _, single, _ = stack.enter_context(bench_redis(persistent=False))
+        found = [("single server", single)]
         try:
             from testkit.redis_cluster import LocalCluster
         except ImportError:
@@ -98,24 +97,16 @@ def _redises() -> Iterator[list[tuple[str, str]]]:
         yield found
 
 
-@contextlib.contextmanager
-def _tmpdir() -> Iterator[str]:
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="paperbot-bench-scale-") as folder:
-        yield folder
-
-
 def _store_corpus(url: str, corpus_n: int) -> None:
     from recommender.embedder import Embedder
     from recommender.service import Recommender
     from recommender.store import PaperStore, redis_client
 
-    from .common import QUERIES, delete_prefix, store_synthetic_corpus, synthetic_papers, synthetic_vectors
+    from .common import QUERIES, store_synthetic_corpus, synthetic_papers, synthetic_vectors
 
+    _delete_corpus(url)   # what a run that was cut off left
     embedder = Embedder()
     client = redis_client(url)
-    delete_prefix(client, PREFIX)   # a run that was cut off left it
     rec = Recommender(PaperStore(client, PREFIX), embedder)
     store_synthetic_corpus(rec, synthetic_papers(corpus_n, seed=2, words=20),
                            synthetic_vectors(corpus_n, embedder.dim, seed=2))

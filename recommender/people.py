@@ -353,9 +353,9 @@ end
 return #old
 """
 
-# Reads the keys of many people and channels at once (on a Redis Cluster, of one slot), as many as fit in ARGV[1] entries (a target larger than that
-# is read alone), each target counting ARGV[2] more; ARGV[3..]: the candidates. Returns how many
-# targets it read, then their replies.
+# Reads the keys of many people and channels at once (on a Redis Cluster, of one slot), as many
+# as fit in ARGV[1] entries (a target larger than that is read alone), each target counting
+# ARGV[2] more; ARGV[3..]: the candidates. Returns how many targets it read, then their replies.
 _READ_STATES = """
 local budget, EACH = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out = {0}

@@ -13,9 +13,9 @@ from importlib import resources
 
 import pytest
 
+from recommender import store
 from recommender.embedder import Embedder
 from recommender.service import Recommender
-from recommender import store
 
 
 def pytest_generate_tests(metafunc):

@@ -28,8 +28,9 @@ Failover (`replicas`, from PAPERBOT_REDIS_REPLICAS): the writes a promotion must
 picks (`freeze`), the in-doubt mark (`begin_send`), `sent` and the final state (`close`), are
 followed by `WAIT replicas wait_ms` on the same connection (on a cluster, to the primary of the
 target's slot), so that when the call returns the write is on that many replicas (and, the
-replication stream being in order, every write made before it). A WAIT that times out costs one log line (at most one a minute) and the post goes
-on: the write stands on the primary and, until a replica has it, a promotion can lose it.
+replication stream being in order, every write made before it). A WAIT that times out costs
+one log line (at most one a minute) and the post goes on: the write stands on the primary and,
+until a replica has it, a promotion can lose it.
 The lease is waited for only where `begin_send` renews it: a promotion may lose the claim or
 another renewal and a takeover then comes early, which is why a takeover waits out the old
 holder's send deadline before it looks an item up (scheduler).
